@@ -1,0 +1,53 @@
+# The two commands a reader needs: `make book` (build the HTML) and `make test` (run every check).
+# Both do all the set-up they need on a fresh Debian/Ubuntu machine; re-running them is fast.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.ready
+# Notebooks must not depend on hash randomisation (set printing order, ...).
+export PYTHONHASHSEED := 0
+
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: help setup book test bench data outputs clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
+
+setup: $(READY)  ## create .venv and install the pinned requirements
+
+$(READY): requirements.txt pyproject.toml
+	@tools/require-system.sh "python3-venv=$(PYTHON) -c 'import ensurepip, venv'"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+# --all: Sphinx only reports a page's warnings when it re-reads the page, so an incremental
+# build after a failed one would pass without fixing anything.
+book: $(READY)  ## build the HTML book into _build/html (from stored outputs, warnings are errors)
+	@tools/require-system.sh "graphviz=dot -V"
+	$(BIN)/jupyter-book build --all -W -n --keep-going .
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: book  ## unit tests, strict nbval on every chapter, data checksums and site tests
+	@tools/require-system.sh "chromium=chromium --version"
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(NBVAL) tests chapters
+
+bench: $(READY)  ## run each chapter in a fresh kernel (SEED=n to override): seconds, peak memory, headline
+	@tools/require-system.sh "graphviz=dot -V"
+	$(BIN)/python tools/bench.py $(if $(SEED),--seed $(SEED)) chapters/*.ipynb
+
+data: $(READY)  ## regenerate data/ from mlsd's generators (byte-identical; see data/SHA256SUMS)
+	$(BIN)/python -m mlsd.datasets
+
+outputs: $(READY)  ## re-execute notebooks (NB=chapters/x.ipynb, default all) and store their outputs
+	@tools/require-system.sh "graphviz=dot -V"
+	$(BIN)/python tools/notebooks.py $(or $(NB),chapters/*.ipynb)
+
+clean:  ## remove the built book (keeps .venv)
+	rm -rf _build

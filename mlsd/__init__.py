@@ -1,0 +1,13 @@
+"""mlsd: the shared, tested machinery of the executable ML System Design book.
+
+What a chapter *teaches* (its features, its model, its trick) stays in the chapter.
+What several chapters share lives here, with docstrings, argument checks and unit tests:
+
+- :mod:`mlsd.seeding`   -- one seed per notebook, independent named random streams.
+- :mod:`mlsd.datasets`  -- the synthetic worlds: generate, write, checksum and load ``data/``.
+- :mod:`mlsd.diagrams`  -- system diagrams (offline vs online world) from a small spec.
+- :mod:`mlsd.plotting`  -- the book's one matplotlib style, set by an explicit call.
+- :mod:`mlsd.headline`  -- the headline metric a chapter glues for ``make bench``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,97 @@
+"""The headline result every chapter reports: baseline, model, oracle and the lift share.
+
+A chapter calls :func:`glue_headline` once; ``make bench`` (and the scoreboard) read the glued
+values back from the executed notebook with :func:`read_headline`. The glue names are agreed
+here, in one place.
+
+The **share of achievable lift** is how much of the gap between the baseline and the oracle
+(the Bayes-optimal score computed from the hidden truth) the model closes::
+
+    lift_share = (model - baseline) / (oracle - baseline)
+
+It is 0 for a model no better than the baseline and 1 for one as good as the oracle. The same
+formula holds for metrics where lower is better (log loss): both differences change sign.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+__all__ = ["HEADLINE_NAMES", "lift_share", "glue_headline", "read_headline"]
+
+#: glue name -> meaning
+HEADLINE_NAMES = {
+    "headline_metric": "the metric's name, e.g. 'ROC-AUC' or 'MAP@10'",
+    "headline_baseline": "the baseline's score on the test split",
+    "headline_model": "the chapter's final system's score on the test split",
+    "headline_oracle": "the oracle's score (from the hidden truth) on the test split",
+    "headline_lift_share": "(model - baseline) / (oracle - baseline)",
+}
+
+_GLUE_PREFIX = "application/papermill.record/"
+
+
+def _finite(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def lift_share(baseline: float, model: float, oracle: float) -> float:
+    """Share of the baseline-to-oracle gap that the model closes (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If a score is not a finite number, or the oracle equals the baseline (no lift to share).
+    """
+    baseline, model, oracle = (_finite(n, v) for n, v in (("baseline", baseline), ("model", model), ("oracle", oracle)))
+    if math.isclose(oracle, baseline, rel_tol=0.0, abs_tol=1e-12):
+        raise ValueError(f"oracle ({oracle}) equals baseline ({baseline}): there is no achievable lift to share")
+    return (model - baseline) / (oracle - baseline)
+
+
+def glue_headline(metric: str, baseline: float, model: float, oracle: float) -> float:
+    """Glue the chapter's headline result under the agreed names; return the lift share.
+
+    Values are glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
+    """
+    from myst_nb import glue  # imported here: only notebooks need it
+
+    if not isinstance(metric, str) or not metric.strip():
+        raise ValueError("metric must be a non-empty name such as 'ROC-AUC'")
+    share = lift_share(baseline, model, oracle)
+    values = {
+        "headline_metric": metric,
+        "headline_baseline": float(baseline),
+        "headline_model": float(model),
+        "headline_oracle": float(oracle),
+        "headline_lift_share": share,
+    }
+    for name, value in values.items():
+        glue(name, value, display=False)
+    return share
+
+
+def read_headline(notebook: str | Path | dict) -> dict:
+    """Read the glued headline values from an executed notebook (a path or a parsed dict).
+
+    Returns ``{glue name: value}`` for the names in :data:`HEADLINE_NAMES` that the notebook
+    glued; an empty dict if it glued none.
+    """
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8")) if not isinstance(notebook, dict) else notebook
+    found = {}
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name not in HEADLINE_NAMES:
+                continue
+            data = output.get("data", {})
+            text = data.get(_GLUE_PREFIX + "text/plain", data.get("text/plain"))
+            if isinstance(text, list):
+                text = "".join(text)
+            found[name] = ast.literal_eval(text)
+    return found

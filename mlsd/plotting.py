@@ -1,0 +1,109 @@
+"""The book's one plotting style, set by an explicit call (never as an import side effect).
+
+>>> from mlsd.plotting import use_book_style, ROLE_COLORS
+>>> use_book_style()
+
+Colours come from the Okabe-Ito palette, which stays distinguishable under the common forms of
+colour blindness. Baseline, model and oracle keep the same colour in every chapter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from cycler import cycler
+
+__all__ = ["OKABE_ITO", "ROLE_COLORS", "use_book_style", "metric_bars"]
+
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "sky": "#56B4E9",
+    "purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+
+#: The same role keeps the same colour across the book.
+ROLE_COLORS = {
+    "baseline": "#999999",
+    "model": OKABE_ITO["blue"],
+    "oracle": OKABE_ITO["green"],
+    "alert": OKABE_ITO["vermillion"],
+}
+
+_RC = {
+    "figure.figsize": (7.0, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "figure.constrained_layout.use": True,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#DDDDDD",
+    "grid.linewidth": 0.8,
+    "axes.axisbelow": True,
+    "lines.linewidth": 2.0,
+    "axes.prop_cycle": cycler(color=[OKABE_ITO[c] for c in ("blue", "orange", "green", "vermillion", "sky", "purple", "black")]),
+}
+
+
+def use_book_style() -> None:
+    """Apply the book's matplotlib style (sizes readable on a laptop, colour-blind safe colours)."""
+    mpl.rcParams.update(_RC)
+
+
+def metric_bars(scores: Mapping[str, float], metric: str, *, ax=None, roles: Mapping[str, str] | None = None):
+    """Horizontal bars of one metric for several systems, each bar labelled with its value.
+
+    Parameters
+    ----------
+    scores : mapping
+        ``{system name: metric value}``, drawn top to bottom in the given order.
+    metric : str
+        The metric's name, for the axis label.
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure if omitted).
+    roles : mapping, optional
+        ``{system name: role}`` with roles from :data:`ROLE_COLORS`, to colour bars by role
+        (unlisted systems are drawn as ``"model"``).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores must be a non-empty mapping {system name: value}")
+    for name, value in scores.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"score of {name!r} must be a finite number, got {value!r}")
+    if not isinstance(metric, str) or not metric:
+        raise ValueError("metric must be a non-empty string")
+    roles = dict(roles or {})
+    bad = set(roles.values()) - set(ROLE_COLORS)
+    if bad:
+        raise ValueError(f"unknown roles {sorted(bad)}; use {sorted(ROLE_COLORS)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.5 + 0.45 * len(scores)))
+    names = list(scores)
+    values = [float(scores[n]) for n in names]
+    colors = [ROLE_COLORS[roles.get(n, "model")] for n in names]
+    bars = ax.barh(names, values, color=colors)
+    ax.invert_yaxis()
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3)
+    ax.set_xlabel(metric)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlim(min(0.0, min(values)), max(values) * 1.15 if max(values) > 0 else 1.0)
+    return ax

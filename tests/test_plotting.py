@@ -1,0 +1,57 @@
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # in this test process only (an MPLBACKEND variable would reach the notebook kernels)
+
+import matplotlib.pyplot as plt
+import pytest
+
+from mlsd.plotting import OKABE_ITO, ROLE_COLORS, metric_bars, use_book_style
+
+
+@pytest.fixture(autouse=True)
+def restore_rcparams():
+    with matplotlib.rc_context():
+        yield
+    plt.close("all")
+
+
+def test_style_is_applied_only_when_asked():
+    import importlib
+
+    import mlsd.plotting
+
+    before = dict(matplotlib.rcParams)
+    importlib.reload(mlsd.plotting)
+    assert dict(matplotlib.rcParams) == before  # importing changes nothing
+    use_book_style()
+    assert matplotlib.rcParams["axes.spines.top"] is False
+    assert matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][0] == OKABE_ITO["blue"]
+
+
+def test_metric_bars_draws_one_labelled_bar_per_system_coloured_by_role():
+    scores = {"baseline": 0.6, "model": 0.7, "oracle": 0.75}
+    ax = metric_bars(scores, "ROC-AUC", roles={"baseline": "baseline", "oracle": "oracle"})
+    bars = ax.patches
+    assert [b.get_width() for b in bars] == [0.6, 0.7, 0.75]
+    expected = [ROLE_COLORS["baseline"], ROLE_COLORS["model"], ROLE_COLORS["oracle"]]
+    assert [matplotlib.colors.to_hex(b.get_facecolor()) for b in bars] == [c.lower() for c in expected]
+    assert [t.get_text() for t in ax.texts] == ["0.600", "0.700", "0.750"]
+    assert ax.get_xlabel() == "ROC-AUC"
+
+
+@pytest.mark.parametrize(
+    "scores, metric, roles, message",
+    [
+        ({}, "AUC", None, "non-empty mapping"),
+        ([0.5], "AUC", None, "non-empty mapping"),
+        ({"m": math.nan}, "AUC", None, "'m' must be a finite number"),
+        ({"m": "0.5"}, "AUC", None, "'m' must be a finite number"),
+        ({"m": 0.5}, "", None, "metric must be a non-empty string"),
+        ({"m": 0.5}, "AUC", {"m": "hero"}, "unknown roles \\['hero'\\]"),
+    ],
+)
+def test_bad_input_is_named(scores, metric, roles, message):
+    with pytest.raises(ValueError, match=message):
+        metric_bars(scores, metric, roles=roles)
