@@ -43,7 +43,8 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> No
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    # in place: handlers that run later (MathJax's) add their scripts to this same list
+    context["script_files"][:] = unique
 
 
 def setup(app):

@@ -19,12 +19,21 @@ _IMAGES_JS = """async () => {
 }"""
 
 
+# Every math element on the page must have been typeset by MathJax (served by the site itself).
+_MATH_JS = """async () => {
+    const math = document.querySelectorAll("div.math, span.math");
+    if (!math.length) return {math: 0, typeset: 0};
+    if (window.MathJax?.startup?.promise) await window.MathJax.startup.promise;
+    return {math: math.length, typeset: document.querySelectorAll("mjx-container").length};
+}"""
+
+
 def audit_page(context, url: str) -> list[str]:
     """Open ``url`` in a new page of ``context``; return every problem found (empty if none).
 
     Problems: a console error, an uncaught exception, a failed or 4xx/5xx request, a request to
-    any host other than this machine (the book must work offline: no CDN), and an ``<img>`` that
-    did not load or has no alt text.
+    any host other than this machine (the book must work offline: no CDN), an ``<img>`` that
+    did not load or has no alt text, and math that MathJax did not typeset.
     """
     problems: list[str] = []
     page = context.new_page()
@@ -49,6 +58,9 @@ def audit_page(context, url: str) -> list[str]:
                 problems.append(f"image without alt text: {image['src']}")
             if image["width"] == 0:
                 problems.append(f"image did not load: {image['src']}")
+        math = page.evaluate(_MATH_JS)
+        if math["typeset"] < math["math"]:
+            problems.append(f"math not typeset: {math['typeset']} of {math['math']} formulas rendered")
     finally:
         page.close()
     # the same fault can be reported as a console error and a failed request; keep the order

@@ -17,6 +17,7 @@ PAGES = {
     "exception.html": "<html><body><script>undefinedFunction()</script></body></html>",
     "no_alt.html": '<html><body><img src="pixel.png"></body></html>',
     "broken_img.html": '<html><body><img src="missing.png" alt="gone"></body></html>',
+    "math.html": '<html><body><div class="math">\\(x^2\\)</div></body></html>',
     "cdn.html": '<html><head><script src="https://cdn.example.org/x.js"></script></head><body></body></html>',
 }
 
@@ -49,6 +50,7 @@ def test_clean_page_passes(context, fixture_site):
         ("no_alt.html", "image without alt text"),
         ("broken_img.html", "image did not load"),
         ("cdn.html", "request to an external host: https://cdn.example.org/x.js"),
+        ("math.html", "math not typeset: 0 of 1"),
     ],
 )
 def test_each_fault_is_reported(context, fixture_site, page, expected):
