@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 
@@ -24,3 +25,10 @@ def check_slug(name: str, value) -> str:
             f"{name} must be a lower-case identifier (letters, digits, underscores), got {value!r}"
         )
     return value
+
+
+def check_finite(name: str, value) -> float:
+    """Return ``value`` as a ``float``; raise if it is not a real number or is NaN or infinite."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)

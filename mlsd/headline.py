@@ -20,6 +20,8 @@ import json
 import math
 from pathlib import Path
 
+from mlsd._checks import check_finite
+
 __all__ = ["HEADLINE_NAMES", "lift_share", "glue_headline", "read_headline"]
 
 #: glue name -> meaning
@@ -34,12 +36,6 @@ HEADLINE_NAMES = {
 _GLUE_PREFIX = "application/papermill.record/"
 
 
-def _finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def lift_share(baseline: float, model: float, oracle: float) -> float:
     """Share of the baseline-to-oracle gap that the model closes (see the module docstring).
 
@@ -48,7 +44,7 @@ def lift_share(baseline: float, model: float, oracle: float) -> float:
     ValueError
         If a score is not a finite number, or the oracle equals the baseline (no lift to share).
     """
-    baseline, model, oracle = (_finite(n, v) for n, v in (("baseline", baseline), ("model", model), ("oracle", oracle)))
+    baseline, model, oracle = (check_finite(n, v) for n, v in (("baseline", baseline), ("model", model), ("oracle", oracle)))
     if math.isclose(oracle, baseline, rel_tol=0.0, abs_tol=1e-12):
         raise ValueError(f"oracle ({oracle}) equals baseline ({baseline}): there is no achievable lift to share")
     return (model - baseline) / (oracle - baseline)

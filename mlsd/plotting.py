@@ -9,12 +9,13 @@ colour blindness. Baseline, model and oracle keep the same colour in every chapt
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 from cycler import cycler
+
+from mlsd._checks import check_finite
 
 __all__ = ["OKABE_ITO", "ROLE_COLORS", "use_book_style", "metric_bars"]
 
@@ -86,9 +87,7 @@ def metric_bars(scores: Mapping[str, float], metric: str, *, ax=None, roles: Map
     """
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores must be a non-empty mapping {system name: value}")
-    for name, value in scores.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"score of {name!r} must be a finite number, got {value!r}")
+    values = [check_finite(f"score of {name!r}", value) for name, value in scores.items()]
     if not isinstance(metric, str) or not metric:
         raise ValueError("metric must be a non-empty string")
     roles = dict(roles or {})
@@ -98,7 +97,6 @@ def metric_bars(scores: Mapping[str, float], metric: str, *, ax=None, roles: Map
     if ax is None:
         _, ax = plt.subplots(figsize=(7.0, 0.5 + 0.45 * len(scores)))
     names = list(scores)
-    values = [float(scores[n]) for n in names]
     colors = [ROLE_COLORS[roles.get(n, "model")] for n in names]
     bars = ax.barh(names, values, color=colors)
     ax.invert_yaxis()
