@@ -120,10 +120,10 @@ def system_diagram(spec: Mapping) -> graphviz.Digraph:
 
     font = STYLE["font"]
     graph = graphviz.Digraph("system", format="svg")
-    graph.attr(rankdir="LR", fontname=font, fontsize="12", nodesep="0.35", ranksep="0.5", newrank="true")
-    graph.attr("node", fontname=font, fontsize="11", shape="box", style="rounded,filled",
+    graph.attr(rankdir="LR", fontname=font, fontsize="13", nodesep="0.3", ranksep="0.45", newrank="true")
+    graph.attr("node", fontname=font, fontsize="12", shape="box", style="rounded,filled",
                fillcolor="white", color="#333333", margin="0.15,0.06")
-    graph.attr("edge", fontname=font, fontsize="9", color=STYLE["edge"], arrowsize="0.7")
+    graph.attr("edge", fontname=font, fontsize="10", color=STYLE["edge"], arrowsize="0.7")
     if spec.get("title"):
         graph.attr(label=str(spec["title"]), labelloc="b")
 
@@ -132,7 +132,7 @@ def system_diagram(spec: Mapping) -> graphviz.Digraph:
         if not nodes:
             continue
         with graph.subgraph(name=f"cluster_{world}") as cluster:
-            cluster.attr(label=caption, labeljust="l", style="rounded,filled",
+            cluster.attr(label=caption, labeljust="l", labelloc="t", style="rounded,filled",
                          fillcolor=STYLE[f"{world}_fill"], color=STYLE[f"{world}_line"], penwidth="1.5")
             for node, label in nodes.items():
                 attrs = {"shape": "cylinder", "style": "filled"} if node in stores else {}
@@ -147,7 +147,10 @@ def system_diagram(spec: Mapping) -> graphviz.Digraph:
         if (source, target) in path_edges:
             attrs.update(color=STYLE["request_path"], penwidth="2.5")
         if world_of[source] != world_of[target]:
-            attrs.setdefault("style", "dashed")  # crossing between worlds: a deploy, a log, a batch upload
+            # crossing between worlds (a deploy, a log, a batch upload): dashed, and free of the
+            # layout's rank order so that each world keeps its own left-to-right flow
+            attrs.setdefault("style", "dashed")
+            attrs["constraint"] = "false"
         graph.edge(source, target, **attrs)
         drawn.add((source, target))
     for source, target in zip(path, path[1:]):

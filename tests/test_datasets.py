@@ -82,7 +82,7 @@ def test_another_seed_gives_another_world(name):
 
 
 def test_unknown_dataset_is_named():
-    with pytest.raises(ValueError, match="unknown dataset 'nope'; known datasets: .*sample"):
+    with pytest.raises(ValueError, match="unknown dataset 'nope'; known datasets: .*notifications"):
         datasets.load("nope")
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         datasets.write_all(names=["nope"])
@@ -91,7 +91,7 @@ def test_unknown_dataset_is_named():
 def test_missing_data_folder_says_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="run `make data`"):
-        datasets.load("sample")
+        datasets.load("notifications")
 
 
 # The data checks: data/ is exactly what the generators make.

@@ -25,7 +25,7 @@ def test_builds_two_clusters_with_stores_and_a_highlighted_path():
     assert f'request -> server [color="{STYLE["request_path"]}"' in dot
     assert f'server -> response [color="{STYLE["request_path"]}"' in dot
     # an edge that crosses from the offline to the online world is dashed and keeps its label
-    assert "registry -> server [label=deploy style=dashed]" in dot
+    assert "registry -> server [label=deploy constraint=false style=dashed]" in dot
 
 
 def test_renders_to_svg():

@@ -1,6 +1,6 @@
 """Execute notebooks the way the tests do, and store their outputs.
 
-    python tools/notebooks.py chapters/00_sample.ipynb [...]     # `make outputs`
+    python tools/notebooks.py chapters/01_framework.ipynb [...]     # `make outputs`
 
 Each notebook runs in a fresh kernel from its own folder, with PYTHONHASHSEED=0 and without
 per-cell timing metadata, so the stored outputs are exactly what strict nbval reproduces.

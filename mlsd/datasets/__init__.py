@@ -4,9 +4,9 @@ Each case study has a generator ``generate(seed) -> World`` registered in :data:
 with the seed its stored data was made from. ``make data`` writes every world to ``data/``;
 a chapter reads its world with :func:`load`::
 
-    world = load("sample")            # the stored files in data/sample/
-    world = load("sample", seed=1)    # the same world at another seed, generated in memory
-    world.observed["events"], world.hidden["truth"]
+    world = load("notifications")           # the stored files in data/notifications/
+    world = load("notifications", seed=1)   # the same world at another seed, generated in memory
+    world.observed["notifications"], world.hidden["truth"]
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlsd._checks import check_int
-from mlsd.datasets import sample
+from mlsd.datasets import notifications
 from mlsd.datasets.world import DATASHEET, World, checksums, read_checksums, read_tables, write_checksums, write_world
 
 __all__ = ["GENERATORS", "World", "data_dir", "generate", "load", "write_all", "checksums", "read_checksums"]
 
 #: name -> (generator, the seed of the stored data)
 GENERATORS: dict[str, tuple[Callable[[int], World], int]] = {
-    "sample": (sample.generate, sample.DEFAULT_SEED),
+    "notifications": (notifications.generate, notifications.DEFAULT_SEED),
 }
 
 
