@@ -1,0 +1,610 @@
+"""Offline evaluation metrics, each defined in its docstring: classification, ranking, detection.
+
+Every chapter evaluates with these functions, so their definitions are written down once, here:
+the formula, what happens at the edges (no positives, ties, a user with nothing relevant) and a
+reference. They are plain NumPy; ``tests/test_metrics.py`` cross-checks them against
+scikit-learn wherever it has the same metric.
+
+Conventions:
+
+- **Labels** ``y_true`` are 0/1 (1 = positive); **scores** are any finite numbers (higher = more
+  likely positive); **probabilities** are scores in [0, 1].
+- **Ranked lists** are sequences of item ids, best first, without duplicates; ``relevant`` is a
+  set of ids (or, where graded relevance makes sense, a mapping id -> grade >= 0; a mapping is
+  read as the set of ids with a grade > 0 by the binary metrics). Positions are 1-based in the
+  formulas: ``rel_i`` is 1 if the item at rank ``i`` is relevant, ``P@i`` the precision at ``i``.
+- **Bad input fails early** with an error that names the problem: mismatched lengths, NaN
+  scores, labels other than 0/1, a metric that is undefined on the data given. Empty input is an
+  error where the metric has no value on it (no labels, no ground-truth boxes, no relevant
+  items); where the value is natural it is returned: an empty ranked list (nothing recommended)
+  scores 0, a detector with no detections has AP 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from mlsd._checks import check_finite, check_int
+
+__all__ = [
+    # classification
+    "precision", "recall", "f1", "roc_auc", "average_precision", "log_loss",
+    "normalized_cross_entropy", "calibration_curve", "expected_calibration_error",
+    # ranking and retrieval
+    "precision_at_k", "recall_at_k", "hit_rate_at_k", "reciprocal_rank",
+    "average_precision_at_k", "ndcg_at_k", "mean_over_users",
+    # detection
+    "iou", "iou_matrix", "detection_average_precision",
+]
+
+#: probabilities are clipped to [EPS, 1 - EPS] before taking logs, so a confident mistake costs
+#: -log(1e-15) ~ 34.5 nats instead of infinity.
+LOG_LOSS_EPS = 1e-15
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _array_1d(name: str, values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    return arr
+
+
+def _first_bad(name: str, arr: np.ndarray, bad: np.ndarray, requirement: str) -> None:
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must {requirement}, got {arr[i].item()!r} at index {i}")
+
+
+def _labels(name: str, values) -> np.ndarray:
+    arr = _array_1d(name, values)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must contain only 0 and 1, got values of type {arr.dtype}")
+    _first_bad(name, arr, ~np.isin(arr, (0, 1)), "contain only 0 and 1")
+    return arr.astype(np.int64)
+
+
+def _scores(name: str, values) -> np.ndarray:
+    arr = _array_1d(name, values)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must contain numbers, got values of type {arr.dtype}")
+    arr = arr.astype(np.float64)
+    _first_bad(name, arr, ~np.isfinite(arr), "be finite (no NaN or infinity)")
+    return arr
+
+
+def _probabilities(name: str, values) -> np.ndarray:
+    arr = _scores(name, values)
+    _first_bad(name, arr, (arr < 0) | (arr > 1), "contain probabilities in [0, 1]")
+    return arr
+
+
+def _pair(y_true, other, other_name: str, check=_scores) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``y_true`` (0/1) and a second array of the same length."""
+    y_true, other = _labels("y_true", y_true), check(other_name, other)
+    if len(y_true) != len(other):
+        raise ValueError(f"y_true and {other_name} have different lengths: {len(y_true)} and {len(other)}")
+    return y_true, other
+
+
+def _choice(name: str, value, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _confusion(y_true, y_pred) -> tuple[int, int, int]:
+    y_true, y_pred = _pair(y_true, y_pred, "y_pred", check=_labels)
+    tp = int(np.sum((y_true == 1) & (y_pred == 1)))
+    return tp, int(np.sum(y_pred == 1)) - tp, int(np.sum(y_true == 1)) - tp  # tp, fp, fn
+
+
+def precision(y_true, y_pred) -> float:
+    """Precision = TP / (TP + FP): the share of predicted positives that are positive.
+
+    ``y_true`` and ``y_pred`` are 1-D arrays of 0/1. With no predicted positives (TP + FP = 0)
+    precision is 0.0 (scikit-learn's ``zero_division=0``). Range [0, 1].
+
+    References: Manning, Raghavan & Schütze (2008), *Introduction to Information Retrieval*, §8.3.
+    """
+    tp, fp, _ = _confusion(y_true, y_pred)
+    return tp / (tp + fp) if tp + fp else 0.0
+
+
+def recall(y_true, y_pred) -> float:
+    """Recall = TP / (TP + FN): the share of actual positives that are predicted positive.
+
+    ``y_true`` and ``y_pred`` are 1-D arrays of 0/1. With no actual positives (TP + FN = 0)
+    recall is 0.0 (scikit-learn's ``zero_division=0``). Range [0, 1].
+
+    References: Manning, Raghavan & Schütze (2008), *Introduction to Information Retrieval*, §8.3.
+    """
+    tp, _, fn = _confusion(y_true, y_pred)
+    return tp / (tp + fn) if tp + fn else 0.0
+
+
+def f1(y_true, y_pred) -> float:
+    """F1 = 2 P R / (P + R), the harmonic mean of :func:`precision` P and :func:`recall` R.
+
+    Equivalently 2 TP / (2 TP + FP + FN). It is 0.0 when P + R = 0, which (with the zero
+    conventions of P and R) equals scikit-learn's ``f1_score(..., zero_division=0)``. Range [0, 1].
+
+    References: van Rijsbergen (1979), *Information Retrieval*, ch. 7.
+    """
+    tp, fp, fn = _confusion(y_true, y_pred)
+    # 2TP / (2TP + FP + FN) is the same number as 2PR / (P + R) without the 0/0 cases
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def _midranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` (ascending); tied values share the mean of their ranks."""
+    order = np.argsort(x, kind="stable")
+    _, first, counts = np.unique(x[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
+
+
+def roc_auc(y_true, y_score) -> float:
+    """Area under the ROC curve: the probability that a random positive outranks a random negative.
+
+    With n+ positives and n- negatives, and ``R_j`` the rank of example ``j`` among all scores
+    (ascending, 1-based; ties get the mean of their ranks)::
+
+        AUC = (sum_{j positive} R_j - n+ (n+ + 1) / 2) / (n+ n-)
+
+    which counts every (positive, negative) pair the model orders correctly, and a tied pair as
+    one half (the Mann-Whitney U statistic divided by n+ n-). It equals the trapezoidal area
+    under the ROC curve. Range [0, 1]; 0.5 is a random (or constant) score.
+
+    Raises ``ValueError`` if ``y_true`` has a single class: there are no pairs to order.
+
+    References: Hanley & McNeil (1982), "The meaning and use of the area under a receiver
+    operating characteristic (ROC) curve", *Radiology* 143; Fawcett (2006), "An introduction
+    to ROC analysis", *Pattern Recognition Letters* 27.
+    """
+    y_true, y_score = _pair(y_true, y_score, "y_score")
+    n_pos = int(y_true.sum())
+    n_neg = len(y_true) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC is undefined when y_true has only one class")
+    rank_sum = _midranks(y_score)[y_true == 1].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(y_true, y_score) -> float:
+    """Average precision (AP), the usual estimate of the area under the precision-recall curve.
+
+    Thresholding the scores at each distinct value t_1 > t_2 > ... gives a precision P_n and a
+    recall R_n (predict positive when score >= t_n); then::
+
+        AP = sum_n (R_n - R_{n-1}) P_n,    R_0 = 0
+
+    a step-wise sum with no interpolation between the points (linear interpolation of a PR curve
+    is over-optimistic). Tied scores form one threshold. This is scikit-learn's
+    ``average_precision_score``. Range [0, 1]; a random score gets about the base rate.
+
+    Raises ``ValueError`` if ``y_true`` has no positives: recall is undefined.
+
+    References: Manning, Raghavan & Schütze (2008), §8.4; Davis & Goadrich (2006), "The
+    relationship between precision-recall and ROC curves", *ICML*.
+    """
+    y_true, y_score = _pair(y_true, y_score, "y_score")
+    n_pos = int(y_true.sum())
+    if n_pos == 0:
+        raise ValueError("average precision is undefined when y_true has no positives")
+    order = np.argsort(-y_score, kind="stable")
+    hits, s = np.cumsum(y_true[order]), y_score[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last position of each distinct score
+    precisions, recalls = hits[last] / (last + 1), hits[last] / n_pos
+    return float(np.sum(np.diff(recalls, prepend=0.0) * precisions))
+
+
+def log_loss(y_true, y_prob) -> float:
+    """Log loss (binary cross-entropy): the mean negative log-likelihood of the labels.
+
+    ``y_prob`` is the predicted probability of class 1::
+
+        log loss = -(1/N) sum_j [ y_j log p_j + (1 - y_j) log(1 - p_j) ]   (natural log, nats)
+
+    Probabilities must lie in [0, 1]; they are clipped to [1e-15, 1 - 1e-15] before the log,
+    so a certain and wrong prediction costs about 34.5 instead of infinity. Range [0, ~34.5];
+    lower is better. A single class in ``y_true`` is allowed.
+
+    References: Murphy (2012), *Machine Learning: A Probabilistic Perspective*, §8.3.1.
+    """
+    y_true, y_prob = _pair(y_true, y_prob, "y_prob", check=_probabilities)
+    p = np.clip(y_prob, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    return float(-np.mean(np.where(y_true == 1, np.log(p), np.log1p(-p))))
+
+
+def normalized_cross_entropy(y_true, y_prob) -> float:
+    """Normalized cross-entropy (NCE): log loss divided by the entropy of the base rate.
+
+    With p the share of positives in ``y_true``::
+
+        NCE = log_loss(y_true, y_prob) / -(p log p + (1 - p) log(1 - p))
+
+    The denominator is the log loss of always predicting p, so NCE = 1 means no better than the
+    base rate and lower is better (0 is perfect). Unlike raw log loss it can be compared across
+    data sets with different base rates. Range [0, inf).
+
+    Raises ``ValueError`` if ``y_true`` has a single class (the base-rate entropy is 0).
+
+    References: He et al. (2014), "Practical lessons from predicting clicks on ads at Facebook",
+    *ADKDD*, §2.1 (where it is called normalized entropy).
+    """
+    loss = log_loss(y_true, y_prob)  # checks the arguments
+    p = float(np.mean(y_true))
+    if p in (0.0, 1.0):
+        raise ValueError("normalized cross-entropy is undefined when y_true has only one class")
+    return float(loss / -(p * np.log(p) + (1 - p) * np.log1p(-p)))
+
+
+def calibration_curve(y_true, y_prob, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reliability diagram data: mean predicted probability vs fraction of positives, per bin.
+
+    [0, 1] is cut into ``n_bins`` equal-width bins; bin b holds the probabilities in
+    (b/n_bins, (b+1)/n_bins], the first bin also 0. For every **non-empty** bin, in bin order:
+
+    - ``mean_predicted[b]``: the mean of the probabilities in the bin,
+    - ``fraction_positive[b]``: the share of positive labels in the bin,
+    - ``count[b]``: the number of examples in the bin.
+
+    A calibrated model has ``fraction_positive ~ mean_predicted``. The first two arrays equal
+    scikit-learn's ``calibration_curve(y_true, y_prob, n_bins=n_bins, strategy="uniform")``,
+    which returns them in the other order (fraction of positives first).
+
+    References: DeGroot & Fienberg (1983), "The comparison and evaluation of forecasters",
+    *The Statistician* 32; Niculescu-Mizil & Caruana (2005), "Predicting good probabilities
+    with supervised learning", *ICML*.
+    """
+    y_true, y_prob = _pair(y_true, y_prob, "y_prob", check=_probabilities)
+    n_bins = check_int("n_bins", n_bins, minimum=1)
+    inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    bins = np.searchsorted(inner_edges, y_prob)  # side="left": a value on an edge goes to the lower bin
+    count = np.bincount(bins, minlength=n_bins)
+    prob_sum = np.bincount(bins, weights=y_prob, minlength=n_bins)
+    pos_sum = np.bincount(bins, weights=y_true, minlength=n_bins)
+    kept = count > 0
+    return prob_sum[kept] / count[kept], pos_sum[kept] / count[kept], count[kept]
+
+
+def expected_calibration_error(y_true, y_prob, n_bins: int = 10) -> float:
+    """Expected calibration error (ECE) over ``n_bins`` equal-width bins of [0, 1]::
+
+        ECE = sum_{non-empty bins b} (n_b / N) |fraction positive_b - mean predicted_b|
+
+    with the bins of :func:`calibration_curve`. Range [0, 1]; 0 means the reliability diagram
+    lies on the diagonal. It depends on ``n_bins``, and even a calibrated model has a small
+    positive ECE on finite data (sampling noise within each bin).
+
+    References: Naeini, Cooper & Hauskrecht (2015), "Obtaining well calibrated probabilities
+    using Bayesian binning", *AAAI*; Guo et al. (2017), "On calibration of modern neural
+    networks", *ICML*.
+    """
+    mean_predicted, fraction_positive, count = calibration_curve(y_true, y_prob, n_bins)
+    return float(np.sum(count / count.sum() * np.abs(fraction_positive - mean_predicted)))
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def _ranked(ranked) -> list:
+    if isinstance(ranked, (str, bytes)):
+        raise TypeError(f"ranked must be a sequence of item ids, not a string: {ranked!r}")
+    items = list(ranked)
+    if len(set(items)) != len(items):
+        seen = set()
+        duplicate = next(item for item in items if item in seen or seen.add(item))
+        raise ValueError(f"ranked contains item {duplicate!r} more than once")
+    return items
+
+
+def _grades(relevance) -> dict:
+    """Relevance as ``{id: grade}``: a mapping is checked (grades finite, >= 0), a set means 1."""
+    if isinstance(relevance, (str, bytes)):
+        raise TypeError(
+            f"relevant must be a set of item ids or a mapping id -> grade, not a string: {relevance!r}"
+        )
+    if isinstance(relevance, Mapping):
+        grades = {item: check_finite(f"relevance grade of {item!r}", g) for item, g in relevance.items()}
+        negative = [item for item, g in grades.items() if g < 0]
+        if negative:
+            item = negative[0]
+            raise ValueError(f"relevance grades must be >= 0, got {relevance[item]!r} for {item!r}")
+        return grades
+    return dict.fromkeys(relevance, 1.0)
+
+
+def _relevant_set(relevant) -> set:
+    return {item for item, grade in _grades(relevant).items() if grade > 0}
+
+
+def _hits(ranked, relevant, k: int | None) -> tuple[np.ndarray, set]:
+    """``rel_i`` for the top ``k`` items (all if ``k`` is None), and the set of relevant ids."""
+    ranked, relevant = _ranked(ranked), _relevant_set(relevant)
+    if k is not None:
+        ranked = ranked[: check_int("k", k, minimum=1)]
+    return np.array([item in relevant for item in ranked], dtype=float), relevant
+
+
+def _no_relevant(metric: str) -> ValueError:
+    return ValueError(f"{metric} is undefined when there are no relevant items")
+
+
+def precision_at_k(ranked, relevant, k: int) -> float:
+    """P@k = (number of relevant items in the top k) / k.
+
+    The denominator is k even if fewer than k items were ranked: the empty slots count as misses.
+    With no relevant items it is 0.0 (defined: no hits). Range [0, 1].
+
+    References: Manning, Raghavan & Schütze (2008), §8.4.
+    """
+    hits, _ = _hits(ranked, relevant, k)
+    return float(hits.sum() / k)
+
+
+def recall_at_k(ranked, relevant, k: int) -> float:
+    """R@k = (number of relevant items in the top k) / (number of relevant items).
+
+    A user with more than k relevant items cannot reach 1. Range [0, 1].
+    Raises ``ValueError`` when there are no relevant items.
+
+    References: Manning, Raghavan & Schütze (2008), §8.4.
+    """
+    hits, relevant = _hits(ranked, relevant, k)
+    if not relevant:
+        raise _no_relevant("recall@k")
+    return float(hits.sum() / len(relevant))
+
+
+def hit_rate_at_k(ranked, relevant, k: int) -> float:
+    """HR@k = 1.0 if at least one relevant item is in the top k, else 0.0.
+
+    Averaged over users it is the share of users with a hit. With no relevant items it is 0.0.
+    """
+    hits, _ = _hits(ranked, relevant, k)
+    return float(hits.any())
+
+
+def reciprocal_rank(ranked, relevant, k: int | None = None) -> float:
+    """RR = 1 / (rank of the first relevant item), or 0.0 if there is none (in the top ``k``).
+
+    The mean over users is the mean reciprocal rank (MRR). Only the first relevant item counts.
+    With no relevant items it is 0.0. Range [0, 1].
+
+    References: Voorhees (1999), "The TREC-8 question answering track report", *TREC*.
+    """
+    hits, _ = _hits(ranked, relevant, k)
+    first = np.flatnonzero(hits)
+    return float(1 / (first[0] + 1)) if len(first) else 0.0
+
+
+def average_precision_at_k(ranked, relevant, k: int, denominator: str = "min") -> float:
+    """AP@k = (1 / D) sum_{i <= k} P@i rel_i: the mean of P@i over the ranks i of the hits.
+
+    Two denominators are in use, and they differ when a user has more than k relevant items:
+
+    - ``"min"`` (default): D = min(k, |relevant|). The best possible top k scores 1 for every
+      user. This is "MAP@k" as in recommender competitions (Kaggle's ``ml_metrics.apk``).
+    - ``"all"``: D = |relevant|, the IR definition truncated at k (TREC's AP cut at k). A user
+      with more than k relevant items can never reach 1: their score is at most k / |relevant|.
+
+    With |relevant| <= k the two are equal. Range [0, 1]. Raises ``ValueError`` when there are
+    no relevant items, or ``denominator`` is neither ``"min"`` nor ``"all"``.
+
+    References: Manning, Raghavan & Schütze (2008), §8.4; Hamner, ``ml_metrics`` (Kaggle).
+    """
+    _choice("denominator", denominator, ("min", "all"))
+    hits, relevant = _hits(ranked, relevant, k)
+    if not relevant:
+        raise _no_relevant("average precision@k")
+    precision_at_i = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    d = min(k, len(relevant)) if denominator == "min" else len(relevant)
+    return float(np.sum(precision_at_i * hits) / d)
+
+
+def ndcg_at_k(ranked, relevance, k: int, gain: str = "linear") -> float:
+    """Normalized discounted cumulative gain: nDCG@k = DCG@k / ideal DCG@k.
+
+    ``relevance`` maps item ids to grades >= 0 (unlisted items have grade 0); a set of ids
+    means grade 1 for each. With rel_i the grade of the item at rank i::
+
+        DCG@k = sum_{i <= k} g(rel_i) / log2(i + 1)
+
+    The ideal DCG@k is the DCG@k of the best possible ranking of **all** judged items, including
+    relevant items the system did not rank. The gain g is:
+
+    - ``"linear"`` (default): g(rel) = rel, as in Järvelin & Kekäläinen (2002) and
+      scikit-learn's ``ndcg_score``;
+    - ``"exponential"``: g(rel) = 2^rel - 1, which stresses the top grades (Burges et al. 2005).
+
+    Both are the same for binary relevance. Range [0, 1]. Raises ``ValueError`` when there are no
+    relevant items (the ideal DCG is 0).
+
+    References: Järvelin & Kekäläinen (2002), "Cumulated gain-based evaluation of IR
+    techniques", *ACM TOIS* 20(4); Burges et al. (2005), "Learning to rank using gradient
+    descent", *ICML*.
+    """
+    _choice("gain", gain, ("linear", "exponential"))
+    ranked, grades, k = _ranked(ranked), _grades(relevance), check_int("k", k, minimum=1)
+    g = (lambda rel: rel) if gain == "linear" else (lambda rel: 2.0**rel - 1)
+
+    def dcg(rels) -> float:
+        rels = np.asarray(rels, dtype=float)
+        return float(np.sum(g(rels) / np.log2(np.arange(2, len(rels) + 2))))
+
+    ideal = dcg(sorted(grades.values(), reverse=True)[:k])
+    if ideal == 0:
+        raise _no_relevant("nDCG@k")
+    return dcg([grades.get(item, 0.0) for item in ranked[:k]]) / ideal
+
+
+def mean_over_users(
+    metric: Callable[..., float],
+    ranked_lists: Mapping,
+    relevant: Mapping,
+    *,
+    k: int | None = None,
+    skip_users_without_relevant: bool = True,
+    **kwargs,
+) -> float:
+    """Average a per-list metric over users: ``metric(ranked_lists[u], relevant[u], k=k, **kwargs)``.
+
+    The users are those in ``relevant`` (mapping user -> set of ids, or id -> grade):
+
+    - a user with **no relevant items** has an undefined score for most metrics: skipped by
+      default, or scored 0 when ``skip_users_without_relevant=False``;
+    - a user **missing from** ``ranked_lists`` or with an empty list scores 0: the system
+      recommended nothing;
+    - users only in ``ranked_lists`` are ignored (there is nothing to judge them against).
+
+    ``k`` is passed to the metric only if given (so ``reciprocal_rank`` works without it).
+    For example ``mean_over_users(average_precision_at_k, recs, truth, k=10)`` is MAP@10 and
+    ``mean_over_users(reciprocal_rank, recs, truth)`` is MRR.
+
+    Raises ``ValueError`` if no user is left to average.
+    """
+    for name, value in (("ranked_lists", ranked_lists), ("relevant", relevant)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a mapping user -> ..., got {type(value).__name__}")
+    if k is not None:
+        kwargs["k"] = k
+    scores = []
+    for user, user_relevant in relevant.items():
+        if not _relevant_set(user_relevant):
+            if not skip_users_without_relevant:
+                scores.append(0.0)
+            continue
+        ranked = ranked_lists.get(user)
+        no_list = ranked is None or len(ranked) == 0
+        scores.append(0.0 if no_list else metric(ranked, user_relevant, **kwargs))
+    if not scores:
+        raise ValueError(
+            "no user left to average: relevant is empty or no user in it has a relevant item "
+            "(they are skipped when skip_users_without_relevant=True)"
+        )
+    return float(np.mean(scores))
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _boxes(name: str, boxes) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=float)
+    if arr.size == 0:
+        arr = arr.reshape(0, 4)  # no boxes at all: an image may have no objects
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} must be boxes (x1, y1, x2, y2) of shape (n, 4), got shape {arr.shape}")
+    for bad, requirement in (
+        (~np.isfinite(arr).all(axis=1), "be finite (no NaN or infinity)"),
+        ((arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1]), "have x2 >= x1 and y2 >= y1"),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name} must {requirement}, got {arr[i].tolist()} at index {i}")
+    return arr
+
+
+def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
+    """IoU of every box in ``boxes_a`` (n, 4) with every box in ``boxes_b`` (m, 4); shape (n, m).
+
+    Boxes are (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1. See :func:`iou`. An empty set of
+    boxes (shape (0, 4)) is allowed and gives an empty matrix: an image may have no objects.
+    """
+    a = _boxes("boxes_a", boxes_a)[:, None, :]  # (n, 1, 4) and (1, m, 4) broadcast to (n, m)
+    b = _boxes("boxes_b", boxes_b)[None, :, :]
+    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = width * height
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    # two zero-area boxes have union 0: call their IoU 0 rather than 0/0
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou(box_a, box_b) -> float:
+    """Intersection over union (Jaccard index) of two boxes (x1, y1, x2, y2)::
+
+        IoU = area(A ∩ B) / area(A ∪ B)
+
+    Range [0, 1]: 0 for disjoint boxes (or boxes that only touch), 1 for identical boxes.
+    Raises ``ValueError`` unless x2 >= x1 and y2 >= y1. Two zero-area boxes have IoU 0.
+
+    References: Everingham et al. (2010), "The PASCAL Visual Object Classes (VOC) Challenge",
+    *IJCV* 88, §4.2.
+    """
+    for name, box in (("box_a", box_a), ("box_b", box_b)):
+        if np.shape(box) != (4,):
+            raise ValueError(f"{name} must be 4 numbers (x1, y1, x2, y2), got shape {np.shape(box)}")
+    return float(iou_matrix([box_a], [box_b])[0, 0])
+
+
+def detection_average_precision(detections, ground_truth, iou_threshold: float = 0.5) -> float:
+    """Average precision of an object detector for one class, over a set of images.
+
+    ``detections`` is a list of ``(image_id, score, box)`` and ``ground_truth`` a list of
+    ``(image_id, box)``, boxes as (x1, y1, x2, y2). The procedure:
+
+    1. Sort the detections by score, highest first (stable: equal scores keep their order).
+    2. Match each detection, in that order, to the still-unmatched ground-truth box of the same
+       image with the highest IoU, if that IoU >= ``iou_threshold``: a true positive. Otherwise
+       it is a false positive; so is a second detection of an already matched object.
+    3. Precision P_n and recall R_n after each detection; the precision envelope
+       P*_n = max_{m >= n} P_m makes the curve monotone; then
+       ``AP = sum_n (R_n - R_{n-1}) P*_n`` (R_0 = 0).
+
+    This is the all-point interpolated AP of PASCAL VOC 2010+ and, per class and threshold,
+    COCO's matching without its 101-point recall sampling. Unmatched ground truth (misses)
+    lowers the recall the curve reaches. No detections gives 0.0. Range [0, 1].
+
+    Raises ``ValueError`` if there is no ground truth (recall undefined).
+
+    References: Everingham et al. (2015), "The PASCAL Visual Object Classes Challenge: a
+    retrospective", *IJCV* 111, §3.3; Lin et al. (2014), "Microsoft COCO: common objects in
+    context", *ECCV*.
+    """
+    threshold = check_finite("iou_threshold", iou_threshold)
+    if not 0 < threshold <= 1:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
+    if len(ground_truth) == 0:
+        raise ValueError("detection AP is undefined when there is no ground truth")
+    gt_boxes: dict = {}
+    for image, box in ground_truth:
+        gt_boxes.setdefault(image, []).append(box)
+    gt_boxes = {image: _boxes(f"ground-truth boxes of image {image!r}", b) for image, b in gt_boxes.items()}
+    matched = {image: np.zeros(len(b), dtype=bool) for image, b in gt_boxes.items()}
+    if len(detections) == 0:
+        return 0.0
+
+    images = [image for image, _, _ in detections]
+    scores = _scores("detection scores", [score for _, score, _ in detections])
+    boxes = _boxes("detection boxes", [box for _, _, box in detections])
+    is_tp = np.zeros(len(detections))
+    for n, j in enumerate(np.argsort(-scores, kind="stable")):
+        image = images[j]
+        if image not in gt_boxes:
+            continue  # a detection in an image with no objects: a false positive
+        overlaps = iou_matrix(boxes[j : j + 1], gt_boxes[image])[0]
+        overlaps[matched[image]] = -1.0  # each object is matched at most once
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= threshold:
+            matched[image][best] = True
+            is_tp[n] = 1.0
+
+    tp = np.cumsum(is_tp)
+    precisions = tp / np.arange(1, len(tp) + 1)
+    recalls = tp / len(ground_truth)
+    envelope = np.maximum.accumulate(precisions[::-1])[::-1]
+    return float(np.sum(np.diff(recalls, prepend=0.0) * envelope))
