@@ -104,3 +104,53 @@ def test_stored_data_matches_its_checksums():
 def test_regenerating_the_data_is_byte_identical(tmp_path):
     datasets.write_all(tmp_path)
     assert checksums(tmp_path) == read_checksums(datasets.data_dir())
+
+
+# The notifications world continued as a stream with drift (Chapter 4).
+
+from mlsd.datasets.notifications import stream  # noqa: E402
+
+
+def test_stream_without_drift_continues_the_world_reproducibly():
+    log, p = stream(0, 28, 5)
+    again, _ = stream(0, 28, 5)
+    pd.testing.assert_frame_equal(log, again)
+    world = datasets.load("notifications")
+    assert log["notification_id"].min() == world.observed["notifications"]["notification_id"].max() + 1
+    assert sorted(log["day"].unique()) == [28, 29, 30, 31, 32]
+    assert p.index.equals(pd.Index(log["notification_id"]))
+
+
+def test_each_drift_moves_what_it_should_from_its_day_on():
+    _, p_base = stream(0, 28, 10)
+    log_night, _ = stream(0, 28, 10, [{"day": 33, "kind": "night_sends", "share": 0.5}])
+    night = log_night["hour"] >= 22
+    assert night[log_night["day"] < 33].mean() < 0.15 < 0.45 < night[log_night["day"] >= 33].mean()
+    log_prior, p_prior = stream(0, 28, 10, [{"day": 33, "kind": "prior", "shift": -1.0}])
+    base_log, _ = stream(0, 28, 10)
+    late = (base_log["day"] >= 33).to_numpy()
+    assert (p_prior.to_numpy()[~late] == p_base.to_numpy()[~late]).all()
+    assert (p_prior.to_numpy()[late] < p_base.to_numpy()[late]).all()
+    _, p_taste = stream(0, 28, 10, [{"day": 28, "kind": "topic_taste", "topic": "sports", "shift": -2.0}])
+    sports = (base_log["topic"] == "sports").to_numpy()
+    assert (p_taste.to_numpy()[sports] < p_base.to_numpy()[sports]).all()
+    assert (p_taste.to_numpy()[~sports] == p_base.to_numpy()[~sports]).all()
+
+
+@pytest.mark.parametrize(
+    "drifts, message",
+    [
+        ([{"day": 30, "kind": "earthquake"}], "unknown drift kind 'earthquake'"),
+        ([{"day": 10, "kind": "prior", "shift": -1.0}], "drift day must be >= 28"),
+        ([{"day": 30, "kind": "night_sends", "share": 1.5}], "share must be in \\[0, 1\\]"),
+        ([{"day": 30, "kind": "topic_taste", "topic": "weather", "shift": 1.0}], "topic_taste needs a topic"),
+    ],
+)
+def test_bad_drifts_are_named(drifts, message):
+    with pytest.raises(ValueError, match=message):
+        stream(0, 28, 5, drifts)
+
+
+def test_stream_cannot_overlap_the_stored_world():
+    with pytest.raises(ValueError, match="first_day must be >= 28"):
+        stream(0, 20, 5)
