@@ -1,0 +1,232 @@
+"""A/B tests on a rate such as click-through rate (CTR): plan, analyse, and simulate them.
+
+- :func:`sample_size_two_proportions` -- how many users per arm to detect a given lift;
+- :func:`two_proportion_test` -- the z-test and confidence interval for the observed difference;
+- :func:`simulate_ab_test`, :func:`simulate_ab_p_values`, :func:`simulate_aa_tests` -- simulated
+  experiments, to see the false-positive rate and the power with one's own eyes;
+- :func:`simulate_peeking` -- what testing after every interim look does to the false-positive rate.
+
+Conventions: arm A is the control and arm B the treatment, so a positive ``difference`` means
+the treatment clicks more. Rates are probabilities in (0, 1). Every random function takes an
+explicit ``seed`` (a non-negative integer, or a ``numpy.random.Generator`` that it advances),
+so a notebook draws exactly the same numbers on every run. ``tests/test_experiments.py`` checks
+the test against statsmodels and the simulated error rates against their expected values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from mlsd._checks import check_finite, check_int
+from mlsd.seeding import make_rng
+
+__all__ = [
+    "ABTestResult", "sample_size_two_proportions", "two_proportion_test",
+    "simulate_ab_test", "simulate_ab_p_values", "simulate_aa_tests", "simulate_peeking",
+]
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _open_unit(name: str, value) -> float:
+    """``value`` as a float strictly between 0 and 1 (a rate, alpha or power)."""
+    value = check_finite(name, value)
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    return value
+
+
+def _counts(arm: str, clicks, n) -> tuple[int, int]:
+    n = check_int(f"n_{arm}", n, minimum=1)
+    clicks = check_int(f"clicks_{arm}", clicks, minimum=0)
+    if clicks > n:
+        raise ValueError(f"clicks_{arm} must be <= n_{arm} = {n}, got {clicks}")
+    return clicks, n
+
+
+def _rng(seed) -> np.random.Generator:
+    """A Generator from a seed; a Generator passed in is used (and advanced) as it is."""
+    return seed if isinstance(seed, np.random.Generator) else make_rng(seed)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def sample_size_two_proportions(p_control, p_treatment, *, alpha=0.05, power=0.8) -> int:
+    """Users needed **per arm** for a two-sided two-proportion z-test to detect p1 -> p2.
+
+    With p1 = ``p_control``, p2 = ``p_treatment``, p̄ = (p1 + p2) / 2 and z_q the standard
+    normal quantile::
+
+        n = ( z_{1-alpha/2} sqrt(2 p̄ (1 - p̄)) + z_{power} sqrt(p1 (1 - p1) + p2 (1 - p2)) )^2
+            / (p2 - p1)^2
+
+    rounded up. The first term is the noise of the difference under "no effect" (pooled rate),
+    the second under the effect. With alpha = 0.05 and power = 0.8, (1.96 + 0.84)^2 ~ 7.85, which
+    gives the rule of thumb n ~ 16 sigma^2 / delta^2 with sigma^2 = p (1 - p) and delta = p2 - p1.
+    Halving the detectable difference quadruples n: small lifts on small rates are expensive
+    (a 1% relative lift on a 5% CTR needs about 3 million users per arm).
+
+    References: Kohavi, Tang & Xu (2020), *Trustworthy Online Controlled Experiments*, ch. 17;
+    Fleiss, Levin & Paik (2003), *Statistical Methods for Rates and Proportions*, ch. 4.
+    """
+    p1, p2 = _open_unit("p_control", p_control), _open_unit("p_treatment", p_treatment)
+    alpha, power = _open_unit("alpha", alpha), _open_unit("power", power)
+    if p1 == p2:
+        raise ValueError(f"p_control and p_treatment must differ, both are {p1!r}")
+    p_bar = (p1 + p2) / 2
+    z_alpha, z_power = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    root_n = z_alpha * math.sqrt(2 * p_bar * (1 - p_bar)) + z_power * math.sqrt(
+        p1 * (1 - p1) + p2 * (1 - p2)
+    )
+    return math.ceil(root_n**2 / (p2 - p1) ** 2)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass(frozen=True)
+class ABTestResult:
+    """The outcome of :func:`two_proportion_test` (arm A = control, arm B = treatment)."""
+
+    rate_a: float
+    rate_b: float
+    difference: float  #: rate_b - rate_a
+    relative_lift: float  #: difference / rate_a (NaN if rate_a is 0)
+    z: float
+    p_value: float  #: two-sided
+    ci_low: float  #: confidence interval for the difference, at level 1 - alpha
+    ci_high: float
+    alpha: float
+    significant: bool  #: p_value < alpha
+
+
+def _pooled_z(clicks_a, n_a, clicks_b, n_b):
+    """Pooled-variance z statistic; works on numbers and (element-wise) on arrays."""
+    p_a, p_b = clicks_a / n_a, clicks_b / n_b
+    pooled = (clicks_a + clicks_b) / (n_a + n_b)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    # se = 0 only if both arms are all 0s or all 1s: equal rates, no evidence of a difference
+    return np.divide(p_b - p_a, se, out=np.zeros_like(se, dtype=float), where=se > 0)
+
+
+def _p_value(z):
+    return 2 * stats.norm.sf(np.abs(z))
+
+
+def two_proportion_test(clicks_a, n_a, clicks_b, n_b, *, alpha=0.05) -> ABTestResult:
+    """Two-sided z-test for a difference in rates, and a confidence interval for it.
+
+    With rates p_a = clicks_a / n_a, p_b = clicks_b / n_b and the pooled rate
+    p = (clicks_a + clicks_b) / (n_a + n_b):
+
+    - ``difference`` = p_b - p_a, ``relative_lift`` = (p_b - p_a) / p_a (NaN if p_a = 0);
+    - ``z`` = (p_b - p_a) / sqrt(p (1 - p) (1/n_a + 1/n_b)): the variance is pooled because the
+      null hypothesis says both arms share one rate. If p is 0 or 1 (no variation at all), z = 0;
+    - ``p_value`` = 2 (1 - Phi(|z|)), Phi the standard normal CDF;
+    - ``ci_low``, ``ci_high`` = difference -/+ z_{1-alpha/2} se, with the unpooled standard error
+      se = sqrt(p_a (1 - p_a) / n_a + p_b (1 - p_b) / n_b): the Wald interval, built around the
+      observed rates rather than the null hypothesis;
+    - ``significant`` = p_value < alpha.
+
+    The normal approximation needs a few clicks and non-clicks in each arm (say >= 10 of each);
+    at the sample sizes of online experiments it is excellent. Counts are integers with
+    0 <= clicks <= n and n >= 1. The p-value equals statsmodels'
+    ``proportions_ztest([clicks_b, clicks_a], [n_b, n_a])``.
+
+    References: Kohavi, Tang & Xu (2020), *Trustworthy Online Controlled Experiments*, ch. 17;
+    Agresti (2013), *Categorical Data Analysis*, 3rd ed., §3.1.
+    """
+    clicks_a, n_a = _counts("a", clicks_a, n_a)
+    clicks_b, n_b = _counts("b", clicks_b, n_b)
+    alpha = _open_unit("alpha", alpha)
+    p_a, p_b = clicks_a / n_a, clicks_b / n_b
+    difference = p_b - p_a
+    z = float(_pooled_z(clicks_a, n_a, clicks_b, n_b))
+    p_value = float(_p_value(z))
+    se = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
+    half_width = float(stats.norm.ppf(1 - alpha / 2)) * se
+    return ABTestResult(
+        rate_a=p_a, rate_b=p_b, difference=difference,
+        relative_lift=difference / p_a if p_a > 0 else math.nan,
+        z=z, p_value=p_value, ci_low=difference - half_width, ci_high=difference + half_width,
+        alpha=alpha, significant=p_value < alpha,
+    )
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+def simulate_ab_test(p_control, p_treatment, n_per_arm, *, alpha=0.05, seed) -> ABTestResult:
+    """One simulated experiment: ``n_per_arm`` users per arm click with the given rates.
+
+    The clicks are Binomial(n_per_arm, p) in each arm (users independent), analysed with
+    :func:`two_proportion_test`. Reproducible: the same ``seed`` gives the same result.
+    """
+    p_a, p_b = _open_unit("p_control", p_control), _open_unit("p_treatment", p_treatment)
+    n = check_int("n_per_arm", n_per_arm, minimum=1)
+    clicks_a, clicks_b = _rng(seed).binomial(n, [p_a, p_b])
+    return two_proportion_test(int(clicks_a), n, int(clicks_b), n, alpha=alpha)
+
+
+def simulate_ab_p_values(p_control, p_treatment, n_per_arm, *, n_experiments, seed) -> np.ndarray:
+    """Two-sided p-values of ``n_experiments`` simulated experiments (as :func:`simulate_ab_test`).
+
+    With a real effect, ``(p_values < alpha).mean()`` estimates the power of the test; with
+    ``p_control == p_treatment`` it estimates the false-positive rate (see
+    :func:`simulate_aa_tests`). Vectorised: all experiments are drawn at once.
+    """
+    p_a, p_b = _open_unit("p_control", p_control), _open_unit("p_treatment", p_treatment)
+    n = check_int("n_per_arm", n_per_arm, minimum=1)
+    n_experiments = check_int("n_experiments", n_experiments, minimum=1)
+    clicks = _rng(seed).binomial(n, [[p_a], [p_b]], size=(2, n_experiments))
+    return _p_value(_pooled_z(clicks[0], n, clicks[1], n))
+
+
+def simulate_aa_tests(p, n_per_arm, *, n_experiments, seed) -> np.ndarray:
+    """Two-sided p-values of ``n_experiments`` simulated **A/A tests**: both arms have rate ``p``.
+
+    There is no effect, so every "significant" result is a false positive, and
+    ``(p_values < alpha).mean()`` should be close to alpha: over N experiments it is a binomial
+    share with standard error sqrt(alpha (1 - alpha) / N). A/A tests are how a team checks its
+    experimentation platform before trusting it. With no effect the p-values are close to
+    uniform on [0, 1] (not exactly: click counts are discrete).
+
+    References: Kohavi, Tang & Xu (2020), *Trustworthy Online Controlled Experiments*, ch. 19.
+    """
+    p = _open_unit("p", p)
+    return simulate_ab_p_values(p, p, n_per_arm, n_experiments=n_experiments, seed=seed)
+
+
+def simulate_peeking(p, n_per_arm, *, looks, n_experiments, alpha=0.05, seed) -> float:
+    """False-positive rate of A/A tests analysed after each of ``looks`` interim looks.
+
+    Each experiment enrols users in ``looks`` equal batches (the k-th look sees the first
+    round(k n_per_arm / looks) users per arm) and runs :func:`two_proportion_test` on the data so
+    far after every batch, stopping at the first p < alpha. Returns the share of experiments
+    ever declared significant. Both arms have rate ``p``, so each is a false positive: with one
+    look this is about alpha, but every extra look is another chance for noise to cross the
+    line -- with 10 looks at alpha = 0.05 about 0.19. The fix is to fix n in advance and look
+    once, or use a sequential test designed for peeking.
+
+    References: Armitage, McPherson & Rowe (1969), "Repeated significance tests on accumulating
+    data", *JRSS A* 132; Johari et al. (2017), "Peeking at A/B tests", *KDD*.
+    """
+    p = _open_unit("p", p)
+    n = check_int("n_per_arm", n_per_arm, minimum=1)
+    looks = check_int("looks", looks, minimum=1)
+    if looks > n:  # every look needs new users
+        raise ValueError(f"looks must be <= n_per_arm = {n}, got {looks}")
+    n_experiments = check_int("n_experiments", n_experiments, minimum=1)
+    alpha = _open_unit("alpha", alpha)
+    n_at_look = np.round(np.arange(1, looks + 1) * n / looks).astype(np.int64)
+    batch = np.diff(n_at_look, prepend=0)
+    # clicks per (arm, experiment, batch), summed into the running totals seen at each look
+    clicks = _rng(seed).binomial(batch, p, size=(2, n_experiments, looks)).cumsum(axis=2)
+    p_values = _p_value(_pooled_z(clicks[0], n_at_look, clicks[1], n_at_look))
+    return float((p_values < alpha).any(axis=1).mean())

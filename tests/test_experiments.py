@@ -1,0 +1,228 @@
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_effectsize,
+    proportions_ztest,
+)
+
+from mlsd.experiments import (
+    ABTestResult,
+    sample_size_two_proportions,
+    simulate_aa_tests,
+    simulate_ab_p_values,
+    simulate_ab_test,
+    simulate_peeking,
+    two_proportion_test,
+)
+
+N_EXPERIMENTS = 4000  # simulated experiments per rate estimate
+
+
+def _band(rate, n=N_EXPERIMENTS, k=3):
+    """rate -/+ k binomial standard errors of a share estimated from n experiments."""
+    se = math.sqrt(rate * (1 - rate) / n)
+    return rate - k * se, rate + k * se
+
+
+# --------------------------------------------------------------------------- sample size
+
+
+def test_sample_size_hand_computed():
+    # p1 = .10, p2 = .12, p̄ = .11; z_.975 = 1.959964, z_.8 = 0.841621
+    # 1.959964 sqrt(2 * .11 * .89) = 0.867270;  0.841621 sqrt(.10 * .90 + .12 * .88) = 0.372221
+    # n = (0.867270 + 0.372221)^2 / .02^2 = 1.536339 / .0004 = 3840.85 -> 3841
+    assert sample_size_two_proportions(0.10, 0.12) == 3841
+
+
+@pytest.mark.parametrize(
+    "p1, p2", [(0.10, 0.12), (0.05, 0.055), (0.02, 0.025), (0.30, 0.25), (0.5, 0.6)]
+)
+@pytest.mark.parametrize("alpha, power", [(0.05, 0.8), (0.01, 0.9)])
+def test_sample_size_agrees_with_statsmodels(p1, p2, alpha, power):
+    # statsmodels sizes on Cohen's h = 2 asin(sqrt p2) - 2 asin(sqrt p1), a different
+    # approximation; the two agree to well under 1% here
+    h = proportion_effectsize(p2, p1)
+    expected = NormalIndPower().solve_power(h, alpha=alpha, power=power, ratio=1)
+    n = sample_size_two_proportions(p1, p2, alpha=alpha, power=power)
+    assert n == pytest.approx(expected, rel=0.01)
+
+
+@pytest.mark.parametrize("p1, p2", [(0.10, 0.12), (0.05, 0.055), (0.02, 0.021)])
+def test_sample_size_rule_of_thumb(p1, p2):
+    # n ~ 16 sigma^2 / delta^2 with sigma^2 = p̄ (1 - p̄), at alpha = .05 and power = .8
+    p_bar = (p1 + p2) / 2
+    rule = 16 * p_bar * (1 - p_bar) / (p2 - p1) ** 2
+    assert sample_size_two_proportions(p1, p2) == pytest.approx(rule, rel=0.05)
+
+
+def test_sample_size_grows_as_the_effect_shrinks_and_is_symmetric():
+    n_big = sample_size_two_proportions(0.10, 0.12)
+    n_small = sample_size_two_proportions(0.10, 0.11)
+    assert 3.5 < n_small / n_big < 4.5  # half the difference, about four times the users
+    assert sample_size_two_proportions(0.12, 0.10) == n_big
+    assert sample_size_two_proportions(0.10, 0.12, power=0.9) > n_big
+    assert sample_size_two_proportions(0.10, 0.12, alpha=0.01) > n_big
+
+
+# --------------------------------------------------------------------------- the test
+
+
+COUNTS = [  # (clicks_a, n_a, clicks_b, n_b): equal and unequal arms, no difference, a zero count
+    (100, 1000, 120, 1000), (50, 1000, 50, 1000), (30, 2000, 52, 1500),
+    (480, 10_000, 410, 9_000), (3, 40, 0, 35),
+]
+
+
+@pytest.mark.parametrize("clicks_a, n_a, clicks_b, n_b", COUNTS)
+def test_two_proportion_test_agrees_with_statsmodels(clicks_a, n_a, clicks_b, n_b):
+    result = two_proportion_test(clicks_a, n_a, clicks_b, n_b)
+    z, p_value = proportions_ztest([clicks_b, clicks_a], [n_b, n_a])  # pooled; (b - a)
+    assert result.z == pytest.approx(z, abs=1e-9)
+    assert result.p_value == pytest.approx(p_value, abs=1e-9)
+    # confint_proportions_2indep(count1, nobs1, count2, nobs2) is for p1 - p2: b first
+    for alpha in (0.05, 0.1):
+        low, high = confint_proportions_2indep(
+            clicks_b, n_b, clicks_a, n_a, method="wald", compare="diff", alpha=alpha
+        )
+        result = two_proportion_test(clicks_a, n_a, clicks_b, n_b, alpha=alpha)
+        assert (result.ci_low, result.ci_high) == pytest.approx((low, high), abs=1e-9)
+
+
+def test_two_proportion_test_fields():
+    result = two_proportion_test(100, 1000, 130, 1000)
+    assert isinstance(result, ABTestResult)
+    assert (result.rate_a, result.rate_b) == (0.1, 0.13)
+    assert result.difference == pytest.approx(0.03)
+    assert result.relative_lift == pytest.approx(0.3)
+    # pooled rate .115: z = .03 / sqrt(.115 * .885 * 2/1000) = .03 / 0.014267 = 2.1028
+    assert result.z == pytest.approx(0.03 / math.sqrt(0.115 * 0.885 * 0.002))
+    assert result.significant and result.p_value < 0.05 and result.alpha == 0.05
+    assert result.ci_low < result.difference < result.ci_high
+    types = {f.name: type(getattr(result, f.name)) for f in dataclasses.fields(result)}
+    assert types == {**dict.fromkeys(types, float), "significant": bool}  # no NumPy scalars
+
+
+def test_two_proportion_test_degenerate_counts():
+    none = two_proportion_test(0, 50, 0, 80)  # nobody clicked: no evidence of a difference
+    assert (none.z, none.p_value, none.significant) == (0.0, 1.0, False)
+    assert math.isnan(none.relative_lift)
+    assert two_proportion_test(50, 50, 80, 80).p_value == 1.0
+    assert math.isnan(two_proportion_test(0, 1000, 30, 1000).relative_lift)  # no lift over 0
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_aa_false_positive_rate_is_alpha(seed):
+    p_values = simulate_aa_tests(0.05, 2000, n_experiments=N_EXPERIMENTS, seed=seed)
+    assert p_values.shape == (N_EXPERIMENTS,)
+    assert np.all((0 <= p_values) & (p_values <= 1))
+    low, high = _band(0.05)  # 0.05 -/+ 3 * 0.0034
+    assert low < (p_values < 0.05).mean() < high
+    low, high = _band(0.10)
+    assert low < (p_values < 0.10).mean() < high
+
+
+def test_simulated_p_values_match_two_proportion_test():
+    # the vectorised p-values are those of two_proportion_test on the same draws
+    rng = np.random.default_rng(9)
+    clicks = rng.binomial(500, [[0.1], [0.12]], size=(2, 5))
+    p_values = simulate_ab_p_values(0.1, 0.12, 500, n_experiments=5, seed=np.random.default_rng(9))
+    expected = [two_proportion_test(int(a), 500, int(b), 500).p_value for a, b in clicks.T]
+    np.testing.assert_allclose(p_values, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_peeking_inflates_the_false_positive_rate(seed):
+    once = simulate_peeking(0.05, 2000, looks=1, n_experiments=N_EXPERIMENTS, seed=seed)
+    ten = simulate_peeking(0.05, 2000, looks=10, n_experiments=N_EXPERIMENTS, seed=seed)
+    low, high = _band(0.05)
+    assert low < once < high
+    assert ten > 0.1  # Armitage et al. (1969): about 0.19 with 10 looks
+    assert simulate_peeking(0.05, 2000, looks=50, n_experiments=N_EXPERIMENTS, seed=seed) > ten
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_effect_sized_for_80_percent_power_is_detected_80_percent_of_the_time(seed):
+    n = sample_size_two_proportions(0.10, 0.12, power=0.8)
+    p_values = simulate_ab_p_values(0.10, 0.12, n, n_experiments=N_EXPERIMENTS, seed=seed)
+    low, high = _band(0.8)  # 0.8 -/+ 3 * 0.0063
+    assert low < (p_values < 0.05).mean() < high
+
+
+def test_simulate_ab_test_returns_a_result():
+    result = simulate_ab_test(0.10, 0.13, 20_000, seed=0)
+    assert isinstance(result, ABTestResult)
+    assert result.significant and result.ci_low < 0.03 < result.ci_high
+
+
+def test_simulations_are_reproducible():
+    assert simulate_ab_test(0.1, 0.12, 1000, seed=3) == simulate_ab_test(0.1, 0.12, 1000, seed=3)
+    a = simulate_aa_tests(0.1, 1000, n_experiments=50, seed=3)
+    np.testing.assert_array_equal(a, simulate_aa_tests(0.1, 1000, n_experiments=50, seed=3))
+    assert not np.array_equal(a, simulate_aa_tests(0.1, 1000, n_experiments=50, seed=4))
+    peek = dict(looks=5, n_experiments=200, seed=3)
+    assert simulate_peeking(0.1, 1000, **peek) == simulate_peeking(0.1, 1000, **peek)
+    # a Generator is used as given, and advanced
+    rng = np.random.default_rng(3)
+    first, second = (simulate_aa_tests(0.1, 1000, n_experiments=50, seed=rng) for _ in range(2))
+    assert not np.array_equal(first, second)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((0.1, 0.1), {}, ValueError, "p_control and p_treatment must differ"),
+        ((0.0, 0.1), {}, ValueError, "p_control must be strictly between 0 and 1"),
+        ((0.1, 1.0), {}, ValueError, "p_treatment must be strictly between 0 and 1"),
+        ((0.1, 0.2), {"alpha": 0}, ValueError, "alpha must be strictly between 0 and 1"),
+        ((0.1, 0.2), {"power": 1.5}, ValueError, "power must be strictly between 0 and 1"),
+        ((0.1, float("nan")), {}, ValueError, "p_treatment must be a finite number"),
+        (("0.1", 0.2), {}, ValueError, "p_control must be a finite number"),
+    ],
+)
+def test_sample_size_rejects_bad_input(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        sample_size_two_proportions(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((11, 10, 5, 10), {}, ValueError, "clicks_a must be <= n_a = 10, got 11"),
+        ((1, 10, -1, 10), {}, ValueError, "clicks_b must be >= 0"),
+        ((0, 0, 0, 10), {}, ValueError, "n_a must be >= 1"),
+        ((1.0, 10, 1, 10), {}, TypeError, "clicks_a must be an integer"),
+        ((1, 10, 1, 10.5), {}, TypeError, "n_b must be an integer"),
+        ((1, 10, 1, 10), {"alpha": 1}, ValueError, "alpha must be strictly between 0 and 1"),
+    ],
+)
+def test_two_proportion_test_rejects_bad_input(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        two_proportion_test(*args, **kwargs)
+
+
+def test_simulations_reject_bad_input():
+    with pytest.raises(ValueError, match="n_experiments must be >= 1"):
+        simulate_aa_tests(0.1, 100, n_experiments=0, seed=0)
+    with pytest.raises(ValueError, match="p must be strictly between 0 and 1"):
+        simulate_aa_tests(1.0, 100, n_experiments=10, seed=0)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        simulate_aa_tests(0.1, 100, n_experiments=10, seed=-1)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        simulate_ab_test(0.1, 0.2, 100, seed=None)
+    with pytest.raises(ValueError, match="looks must be <= n_per_arm = 5"):
+        simulate_peeking(0.1, 5, looks=6, n_experiments=10, seed=0)
+    with pytest.raises(ValueError, match="looks must be >= 1"):
+        simulate_peeking(0.1, 5, looks=0, n_experiments=10, seed=0)
+    with pytest.raises(ValueError, match="n_per_arm must be >= 1"):
+        simulate_ab_p_values(0.1, 0.2, 0, n_experiments=10, seed=0)
