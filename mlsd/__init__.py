@@ -9,6 +9,12 @@ What several chapters share lives here, with docstrings, argument checks and uni
 - :mod:`mlsd.diagrams`  -- system diagrams (offline vs online world) from a small spec.
 - :mod:`mlsd.plotting`  -- the book's one matplotlib style, set by an explicit call.
 - :mod:`mlsd.headline`  -- the headline metric a chapter glues for ``make bench``.
+- :mod:`mlsd.serving`   -- a validated prediction service, a background server, a load generator.
+- :mod:`mlsd.queueing`  -- Erlang C and a discrete-event simulation of replicas behind a queue.
+- :mod:`mlsd.drift`     -- population stability index, the KS test, scoring drift alarms.
+- :mod:`mlsd.experiments` -- A/B test sizing and analysis, A/A and peeking simulations.
+- :mod:`mlsd.notification_model` -- the model of Chapters 1, 3 and 4 (features and pipelines).
+- :mod:`mlsd.book`      -- helpers for the notebooks themselves (showing shared source code).
 """
 
 __version__ = "0.1.0"
