@@ -6,6 +6,8 @@ import math
 import numbers
 import re
 
+import numpy as np
+
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -32,3 +34,30 @@ def check_finite(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def check_array_1d(name: str, values) -> np.ndarray:
+    """Return ``values`` as a non-empty 1-D array; raise if it has another shape or is empty."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    return arr
+
+
+def raise_first_bad(name: str, arr: np.ndarray, bad: np.ndarray, requirement: str) -> None:
+    """Raise ``ValueError`` naming the first element of ``arr`` where ``bad`` is true, if any."""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must {requirement}, got {arr[i].item()!r} at index {i}")
+
+
+def check_finite_array(name: str, values) -> np.ndarray:
+    """Return ``values`` as a non-empty 1-D float64 array of finite numbers, or raise."""
+    arr = check_array_1d(name, values)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must contain numbers, got values of type {arr.dtype}")
+    arr = arr.astype(np.float64)
+    raise_first_bad(name, arr, ~np.isfinite(arr), "be finite (no NaN or infinity)")
+    return arr

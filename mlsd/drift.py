@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 from scipy import stats
 
-from mlsd._checks import check_finite, check_int
+from mlsd._checks import check_finite, check_finite_array, check_int
 
 __all__ = ["population_stability_index", "psi_categorical", "ks_test", "evaluate_alarms"]
 
@@ -30,23 +30,6 @@ PSI_EPS = 1e-6
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _sample(name: str, values) -> np.ndarray:
-    """A non-empty 1-D array of finite numbers, as float64."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must contain numbers, got values of type {arr.dtype}")
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be finite (no NaN or infinity), got {arr[i]!r} at index {i}")
-    return arr
 
 
 def _labels(name: str, values) -> list:
@@ -107,7 +90,7 @@ def population_stability_index(expected, actual, *, bins: int = 10, eps: float =
     References: Siddiqi (2006), *Credit Risk Scorecards*, ch. 8; Yurdakul (2018), "Statistical
     properties of population stability index", PhD dissertation, Western Michigan University.
     """
-    expected, actual = _sample("expected", expected), _sample("actual", actual)
+    expected, actual = check_finite_array("expected", expected), check_finite_array("actual", actual)
     bins = check_int("bins", bins, minimum=2)
     eps = _eps(eps)
     inner_edges = np.unique(np.quantile(expected, np.arange(1, bins) / bins))  # unique: ties
@@ -167,7 +150,7 @@ def ks_test(expected, actual) -> tuple[float, float]:
     Hodges (1958), "The significance probability of the Smirnov two-sample test", *Arkiv för
     Matematik* 3.
     """
-    expected, actual = _sample("expected", expected), _sample("actual", actual)
+    expected, actual = check_finite_array("expected", expected), check_finite_array("actual", actual)
     result = stats.ks_2samp(expected, actual, alternative="two-sided")
     return float(result.statistic), float(result.pvalue)
 

@@ -26,7 +26,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from mlsd._checks import check_array_1d as _array_1d
 from mlsd._checks import check_finite, check_int
+from mlsd._checks import check_finite_array as _scores  # scores: finite numbers
+from mlsd._checks import raise_first_bad as _first_bad
 
 __all__ = [
     # classification
@@ -47,36 +50,12 @@ LOG_LOSS_EPS = 1e-15
 # --------------------------------------------------------------------------- argument checks
 
 
-def _array_1d(name: str, values) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    return arr
-
-
-def _first_bad(name: str, arr: np.ndarray, bad: np.ndarray, requirement: str) -> None:
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must {requirement}, got {arr[i].item()!r} at index {i}")
-
-
 def _labels(name: str, values) -> np.ndarray:
     arr = _array_1d(name, values)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must contain only 0 and 1, got values of type {arr.dtype}")
     _first_bad(name, arr, ~np.isin(arr, (0, 1)), "contain only 0 and 1")
     return arr.astype(np.int64)
-
-
-def _scores(name: str, values) -> np.ndarray:
-    arr = _array_1d(name, values)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must contain numbers, got values of type {arr.dtype}")
-    arr = arr.astype(np.float64)
-    _first_bad(name, arr, ~np.isfinite(arr), "be finite (no NaN or infinity)")
-    return arr
 
 
 def _probabilities(name: str, values) -> np.ndarray:
