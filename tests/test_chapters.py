@@ -56,3 +56,15 @@ def test_every_figure_has_a_caption_and_alt_text(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_kernel_is_the_standard_python3(path):
     assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_glued_values_are_plain_python_literals(path):
+    """A glued numpy scalar shows as 'np.float64(...)', which {glue:text} cannot format."""
+    for cell in code_cells(load(path)):
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = output.get("data", {}).get("application/papermill.record/text/plain")
+            if name and text is not None:
+                text = "".join(text) if isinstance(text, list) else text
+                assert not text.startswith("np."), f"glue {name!r} holds a numpy scalar: {text}; glue float(...) or int(...)"
