@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlsd._checks import check_int
-from mlsd.datasets import notifications
+from mlsd.datasets import notifications, video_recommendation
 from mlsd.datasets.world import DATASHEET, World, checksums, read_checksums, read_tables, write_checksums, write_world
 
 __all__ = ["GENERATORS", "World", "data_dir", "generate", "load", "write_all", "checksums", "read_checksums"]
@@ -24,6 +24,7 @@ __all__ = ["GENERATORS", "World", "data_dir", "generate", "load", "write_all", "
 #: name -> (generator, the seed of the stored data)
 GENERATORS: dict[str, tuple[Callable[[int], World], int]] = {
     "notifications": (notifications.generate, notifications.DEFAULT_SEED),
+    "video_recommendation": (video_recommendation.generate, video_recommendation.DEFAULT_SEED),
 }
 
 
