@@ -38,6 +38,8 @@ __all__ = [
     # ranking and retrieval
     "precision_at_k", "recall_at_k", "hit_rate_at_k", "reciprocal_rank",
     "average_precision_at_k", "ndcg_at_k", "mean_over_users",
+    # beyond accuracy
+    "catalogue_coverage", "intra_list_diversity",
     # detection
     "iou", "iou_matrix", "detection_average_precision",
 ]
@@ -474,6 +476,61 @@ def mean_over_users(
             "(they are skipped when skip_users_without_relevant=True)"
         )
     return float(np.mean(scores))
+
+
+# --------------------------------------------------------------------------- beyond accuracy
+
+
+def catalogue_coverage(ranked_lists: Mapping, catalogue, *, k: int) -> float:
+    """Share of the catalogue that appears in at least one user's top ``k``.
+
+    ``ranked_lists`` maps user -> ranked list; ``catalogue`` is the collection of item ids that
+    could have been recommended. Recommended ids outside the catalogue raise ``ValueError``
+    (usually a bug: a filtered or stale item). Range [0, 1]: a popularity list shown to everyone
+    covers k items; a personalised system covers more. Accuracy metrics cannot see this.
+
+    References: Ge, Delgado-Battenfeld & Jannach (2010), "Beyond accuracy: evaluating
+    recommender systems by coverage and serendipity", *RecSys*.
+    """
+    if not isinstance(ranked_lists, Mapping):
+        raise TypeError(f"ranked_lists must be a mapping user -> ranked list, got {type(ranked_lists).__name__}")
+    catalogue = set(catalogue)
+    if not catalogue:
+        raise ValueError("catalogue is empty")
+    k = check_int("k", k, minimum=1)
+    shown = set()
+    for ranked in ranked_lists.values():
+        shown.update(_ranked(ranked)[:k])
+    outside = shown - catalogue
+    if outside:
+        raise ValueError(f"recommended items not in the catalogue, e.g. {sorted(outside, key=repr)[0]!r}")
+    return len(shown) / len(catalogue)
+
+
+def intra_list_diversity(ranked, category: Mapping, *, k: int) -> float:
+    """Share of pairs among the top ``k`` whose items belong to different categories.
+
+    ``category`` maps each item id to a label (a genre, a creator). With n = min(k, len(ranked))
+    items, ILD = (pairs with different labels) / (n (n - 1) / 2). Range [0, 1]: 0 when every item
+    shares one label, 1 when all labels differ. This is the intra-list diversity of Ziegler et al.
+    with the dissimilarity "different category"; with embeddings, use one minus cosine similarity.
+
+    Raises ``ValueError`` for fewer than two items (no pair to compare) or an item without a label.
+
+    References: Ziegler, McNee, Konstan & Lausen (2005), "Improving recommendation lists through
+    topic diversification", *WWW*.
+    """
+    k = check_int("k", k, minimum=1)
+    items = _ranked(ranked)[:k]
+    if len(items) < 2:
+        raise ValueError(f"intra-list diversity needs at least two items, got {len(items)}")
+    missing = [item for item in items if item not in category]
+    if missing:
+        raise ValueError(f"item {missing[0]!r} has no category")
+    labels = np.array([category[item] for item in items], dtype=object)
+    different = labels[:, None] != labels[None, :]
+    n = len(items)
+    return float(different[np.triu_indices(n, 1)].sum() / (n * (n - 1) / 2))
 
 
 # --------------------------------------------------------------------------- detection

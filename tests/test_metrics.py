@@ -515,3 +515,42 @@ TRUTH = [("im", BOX)]
 def test_bad_detection_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# --------------------------------------------------------------------------- beyond accuracy
+
+from mlsd.metrics import catalogue_coverage, intra_list_diversity  # noqa: E402
+
+
+def test_catalogue_coverage_counts_distinct_items_in_the_top_k():
+    lists = {"u1": ["a", "b", "c"], "u2": ["b", "d", "e"], "u3": []}
+    # top 2: {a, b} | {b, d} = 3 of 5 items; top 3 adds c and e: 5 of 5
+    assert catalogue_coverage(lists, "abcde", k=2) == pytest.approx(3 / 5)
+    assert catalogue_coverage(lists, "abcde", k=3) == 1.0
+    same_for_everyone = {u: ["a", "b"] for u in range(100)}
+    assert catalogue_coverage(same_for_everyone, "abcdefghij", k=2) == pytest.approx(0.2)
+
+
+def test_intra_list_diversity_is_the_share_of_pairs_with_different_labels():
+    genre = {"a": "music", "b": "music", "c": "news", "d": "sports"}
+    # pairs among a, b, c, d: 6; only (a, b) share a label: 5 / 6
+    assert intra_list_diversity(["a", "b", "c", "d"], genre, k=4) == pytest.approx(5 / 6)
+    assert intra_list_diversity(["a", "b", "c", "d"], genre, k=2) == 0.0
+    assert intra_list_diversity(["a", "c", "d"], genre, k=10) == 1.0
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: catalogue_coverage({"u": ["z"]}, "ab", k=1), ValueError, "not in the catalogue"),
+        (lambda: catalogue_coverage({"u": ["a"]}, "", k=1), ValueError, "catalogue is empty"),
+        (lambda: catalogue_coverage({"u": ["a"]}, "ab", k=0), ValueError, "k must be >= 1"),
+        (lambda: catalogue_coverage([["a"]], "ab", k=1), TypeError, "must be a mapping"),
+        (lambda: intra_list_diversity(["a"], {"a": 1}, k=5), ValueError, "at least two items"),
+        (lambda: intra_list_diversity(["a", "b"], {"a": 1}, k=5), ValueError, "item 'b' has no category"),
+        (lambda: intra_list_diversity(["a", "a"], {"a": 1}, k=5), ValueError, "more than once"),
+    ],
+)
+def test_beyond_accuracy_bad_input_is_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
