@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlsd._checks import check_int
+from mlsd._checks import check_finite, check_int
 from mlsd.datasets.world import World
 from mlsd.metrics import average_precision_at_k, mean_over_users
 from mlsd.seeding import make_rng
@@ -290,13 +290,16 @@ def _truth_from_tables(world) -> _Truth:
         if not np.array_equal(frame[col].to_numpy(), np.arange(len(frame))):
             raise ValueError(f"{name}.{col} must be 0, 1, ..., n - 1 in order")
     latent = [f"latent_{i}" for i in range(LATENT_RANK)]
+    # a stream's new genres (see :func:`stream`) come after the stored ones, as extra taste columns
+    extra = tuple(c[len("taste_"):] for c in user_truth.columns if c.startswith("taste_") and c[len("taste_"):] not in GENRES)
+    genres = GENRES + extra
     return _Truth(
         user_language=_codes(users["language"], LANGUAGES),
         propensity=user_truth["propensity"].to_numpy(float),
-        taste=user_truth[[f"taste_{g}" for g in GENRES]].to_numpy(float),
+        taste=user_truth[[f"taste_{g}" for g in genres]].to_numpy(float),
         length_preference=user_truth["length_preference"].to_numpy(float),
         user_latent=user_truth[latent].to_numpy(float),
-        video_genre=_codes(videos["genre"], GENRES),
+        video_genre=_codes(videos["genre"], genres),
         video_language=_codes(videos["language"], LANGUAGES),
         video_log_length=np.log(videos["length_seconds"].to_numpy(float)),
         video_creator=videos["creator_id"].to_numpy(np.int64),
@@ -554,8 +557,11 @@ def _search_videos(feed: _Feed, users: np.ndarray, day: int, rng: np.random.Gene
     return video
 
 
-def _simulate_day(feed: _Feed, day: int, trending: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """One day of the feed: who opens the app, what each impression shows, what is watched."""
+def _simulate_day(feed: _Feed, day: int, trending: np.ndarray, rng: np.random.Generator, logit_shift: float = 0.0) -> pd.DataFrame:
+    """One day of the feed: who opens the app, what each impression shows, what is watched.
+
+    ``logit_shift`` is added to every log-odds (a prior shift; only :func:`stream` uses it).
+    """
     n_users = len(feed.signup_day)
     active = (feed.signup_day <= day) & (rng.random(n_users) < feed.activity)
     users = np.repeat(np.arange(n_users), np.where(active, rng.poisson(feed.per_day), 0))
@@ -571,7 +577,7 @@ def _simulate_day(feed: _Feed, day: int, trending: np.ndarray, rng: np.random.Ge
     source[video == -1] = 1  # a subscribed creator with nothing to show yet: trending instead
     trending_rows = np.flatnonzero(source == 1)
     video[trending_rows] = _pick(trending, len(trending_rows), rng)
-    watched = rng.random(len(users)) < _sigmoid(_logit(feed.truth, users, video))  # Bernoulli(p)
+    watched = rng.random(len(users)) < _sigmoid(_logit(feed.truth, users, video) + logit_shift)  # Bernoulli(p)
     return pd.DataFrame({"day": day, "user_id": users, "video_id": video, "source": source, "watched": watched})
 
 
@@ -629,13 +635,24 @@ def _impressions(seed: int, feed: _Feed, lengths: np.ndarray) -> pd.DataFrame:
         recent[0] = np.bincount(log["video_id"], weights=log["watched"], minlength=recent.shape[1])
         if day >= 0:  # the burn-in only warms up the trending counts
             days.append(log)
-    log = pd.concat(days, ignore_index=True).sort_values(["user_id", "day"], kind="stable")
-    log["second"] = _seconds(log, lengths, make_rng(seed, NAME, "seconds"))
+    return _clean_log(pd.concat(days, ignore_index=True), lengths, make_rng(seed, NAME, "seconds"))
+
+
+def _clean_log(log: pd.DataFrame, lengths: np.ndarray, rng: np.random.Generator, watched_before=None) -> pd.DataFrame:
+    """Simulated days -> the impression log: seconds, the feed's two rules, time order, final columns.
+
+    ``watched_before`` (a :class:`pandas.MultiIndex` of (user_id, video_id), or None) holds pairs
+    already watched before these days: they are never shown again.
+    """
+    log = log.sort_values(["user_id", "day"], kind="stable")
+    log["second"] = _seconds(log, lengths, rng)
     # the feed shows a video at most once a day to a user, and never again once it was watched
     # (neither rule looks at the impression's own outcome, so each kept one is still Bernoulli(p))
     log = log[~log.duplicated(["user_id", "video_id", "day"])]
     earlier_watches = log.groupby(["user_id", "video_id"])["watched"].cumsum() - log["watched"]
     log = log[earlier_watches.to_numpy() == 0]
+    if watched_before is not None:
+        log = log[~pd.MultiIndex.from_arrays([log["user_id"], log["video_id"]]).isin(watched_before)]
     log = log.sort_values(["day", "second", "user_id"], kind="stable")
     return pd.DataFrame(
         {
@@ -817,9 +834,8 @@ def _summary(world: World) -> str:
     )
 
 
-def generate(seed: int = DEFAULT_SEED) -> World:
-    """Generate the video recommendation world at ``seed``."""
-    seed = check_int("seed", seed, minimum=0)
+def _base(seed: int):
+    """The stored world's tables (users, creators, creator sizes, videos, subscriptions, hidden, impressions)."""
     creators, size = _creators(seed)
     videos = _videos(seed, creators, size)
     users, user_truth = _users(seed)
@@ -829,6 +845,13 @@ def generate(seed: int = DEFAULT_SEED) -> World:
     subs = _subscriptions(seed, users, creators, size, truth)
     feed = _feed(seed, users, videos, subs, truth)
     impressions = _impressions(seed, feed, videos["length_seconds"].to_numpy())
+    return users, creators, size, videos, subs, hidden, impressions
+
+
+def generate(seed: int = DEFAULT_SEED) -> World:
+    """Generate the video recommendation world at ``seed``."""
+    seed = check_int("seed", seed, minimum=0)
+    users, creators, _, videos, subs, hidden, impressions = _base(seed)
     world = World(
         name=NAME,
         seed=seed,
@@ -840,3 +863,220 @@ def generate(seed: int = DEFAULT_SEED) -> World:
     )
     world.summary = _summary(world)
     return world
+
+
+# --------------------------------------------------------------------------- the stream (drift)
+
+#: The kinds of drift :func:`stream` can inject, and the parameters each takes.
+DRIFTS = {
+    "new_genre": (
+        "genre, uploads_per_day, fan_share, fan_taste: from its day on, existing creators (picked as for any "
+        "upload) publish videos of a new genre (a lower-case name not in GENRES, e.g. 'shorts') at that mean "
+        "rate a day, with the catalogue's length distribution; that share of users has a hidden taste of "
+        "fan_taste (log-odds, e.g. 3.0) for it, the others one drawn like any genre's (concept drift: no log "
+        "before its day shows the genre)"
+    ),
+    "prior": "shift: added to every log-odds from its day on, e.g. -0.5 (prior or label shift)",
+}
+
+
+@dataclass
+class VideoStream:
+    """What :func:`stream` returns: the observed stream and the hidden truth behind it.
+
+    Attributes
+    ----------
+    first_day, n_days : int
+        The logged days are ``first_day`` to ``first_day + n_days - 1``.
+    impressions : pandas.DataFrame
+        The new impressions, same columns as the stored ``impressions`` (observed).
+    videos : pandas.DataFrame
+        The videos uploaded from the end of the stored log to the end of the stream, same columns
+        as the stored ``videos``; ids continue after the stored ones (observed).
+    user_truth : pandas.DataFrame
+        Hidden: ``user_id`` and, per new genre ``g``, ``taste_g`` (log-odds) and ``fan_g`` (1 if
+        the user is one of the genre's fans).
+    video_truth : pandas.DataFrame
+        Hidden: quality and latent factors of the new videos (columns of the stored ``video_truth``).
+    logit_shift : pandas.Series
+        Hidden: what the ``prior`` drifts add to every log-odds, by day (0 without them).
+    tables : dict[str, pandas.DataFrame]
+        Hidden: the stored world's ``users``, ``videos``, ``user_truth``, ``video_truth`` and
+        ``salts`` extended with the stream's videos and genre tastes: ``true_relevance(tables, u, v)``
+        is the ``p`` of any pair on a day without a prior shift; :meth:`true_relevance` adds it.
+    """
+
+    first_day: int
+    n_days: int
+    impressions: pd.DataFrame
+    videos: pd.DataFrame
+    user_truth: pd.DataFrame
+    video_truth: pd.DataFrame
+    logit_shift: pd.Series
+    tables: dict
+
+    def true_relevance(self, user_ids, video_ids, day) -> np.ndarray:
+        """The exact ``p`` the stream drew watches from, for pairs on ``day`` (all broadcast together).
+
+        ``day`` may be any day up to the stream's last (an int or an integer array). A video can
+        only be shown from the day after its upload, but ``p`` is defined for any pair.
+        """
+        truth = _truth_from_tables(self.tables)
+        u = _ids("user_ids", user_ids, len(truth.propensity))
+        v = _ids("video_ids", video_ids, len(truth.quality))
+        end = self.first_day + self.n_days
+        d = _ids("day", day, end)
+        try:
+            np.broadcast_shapes(u.shape, v.shape, d.shape)
+        except ValueError:
+            raise ValueError(f"user_ids {u.shape}, video_ids {v.shape} and day {d.shape} do not broadcast") from None
+        shift = np.zeros(end)
+        shift[self.logit_shift.index.to_numpy()] = self.logit_shift.to_numpy()
+        return _sigmoid(_logit(truth, u, v) + shift[d])
+
+
+def _check_drifts(drifts, first_day: int, end: int) -> tuple[list[dict], np.ndarray]:
+    """Validate the drifts; return the new genres (validated dicts) and the log-odds shift per day."""
+    if drifts is not None and not isinstance(drifts, (list, tuple)):
+        raise ValueError(f"drifts must be a list of dicts, got {type(drifts).__name__}")
+    genres, shift = [], np.zeros(end - first_day)
+    for drift in drifts or []:
+        if not isinstance(drift, Mapping):
+            raise ValueError(f"each drift must be a dict, got {drift!r}")
+        kind, start = drift.get("kind"), drift.get("day")
+        if kind not in DRIFTS:
+            raise ValueError(f"unknown drift kind {kind!r}; known: {sorted(DRIFTS)}")
+        start = check_int("drift day", start, minimum=first_day)
+        if start >= end:
+            raise ValueError(f"drift day must be before the stream's end ({end}), got {start}")
+        if kind == "prior":
+            if "shift" not in drift:
+                raise ValueError("a prior drift needs a 'shift'")
+            shift[start - first_day:] += check_finite("prior shift", drift["shift"])
+            continue
+        missing = [key for key in ("genre", "uploads_per_day", "fan_share", "fan_taste") if key not in drift]
+        if missing:
+            raise ValueError(f"a new_genre drift needs the keys genre, uploads_per_day, fan_share, fan_taste; missing: {missing}")
+        genre = drift["genre"]
+        if not isinstance(genre, str) or not genre.isidentifier() or genre != genre.lower():
+            raise ValueError(f"new_genre genre must be a lower-case identifier, got {genre!r}")
+        if genre in GENRES or genre in [g["genre"] for g in genres]:
+            raise ValueError(f"new_genre genre must be new, got {genre!r}; the genres are {GENRES + tuple(g['genre'] for g in genres)}")
+        rate = check_finite("new_genre uploads_per_day", drift["uploads_per_day"])
+        share = check_finite("new_genre fan_share", drift["fan_share"])
+        if rate <= 0:
+            raise ValueError(f"new_genre uploads_per_day must be > 0, got {rate}")
+        if not 0 <= share <= 1:
+            raise ValueError(f"new_genre fan_share must be in [0, 1], got {share}")
+        taste = check_finite("new_genre fan_taste", drift["fan_taste"])
+        genres.append({"day": start, "genre": genre, "uploads_per_day": rate, "fan_share": share, "fan_taste": taste})
+    return genres, shift
+
+
+def _stream_videos(seed: int, creators: pd.DataFrame, size: np.ndarray, end: int, genres: list[dict], first_id: int) -> pd.DataFrame:
+    """Uploads from the end of the stored log to ``end``: the stored world's rate and mix, plus new genres."""
+    k = KNOBS
+    weight = size ** k["videos_per_creator_size_power"]
+    weight = weight / weight.sum()
+    main = _codes(creators["main_genre"], GENRES)
+
+    def uploads(rng, rate, start):
+        day = np.repeat(np.arange(start, end), rng.poisson(rate, end - start))
+        creator = rng.choice(len(creators), len(day), p=weight)
+        length = np.exp(np.log(k["video_length_median_seconds"]) + rng.normal(0, k["video_length_log_sd"], len(day)))
+        return day, creator, np.clip(np.round(length), 15, 4 * 3600).astype(np.int64)
+
+    # the stored genres, at the stored world's rate (same creators, 80% in their main genre)
+    rng = make_rng(seed, NAME, "stream", "videos")
+    day, creator, length = uploads(rng, k["n_videos"] * k["share_videos_uploaded_in_log"] / k["n_days"], k["n_days"])
+    genre = np.array(GENRES)[np.where(rng.random(len(day)) < 0.8, main[creator], rng.integers(0, len(GENRES), len(day)))]
+    parts = [(day, creator, length, genre.astype(object))]
+    for g in genres:  # each new genre from its own stream: adding one leaves the other uploads as they were
+        day, creator, length = uploads(make_rng(seed, NAME, "stream", "new_genre", g["genre"]), g["uploads_per_day"], g["day"])
+        parts.append((day, creator, length, np.full(len(day), g["genre"], dtype=object)))
+    day, creator, length, genre = (np.concatenate(p) for p in zip(*parts))
+    videos = pd.DataFrame(
+        {
+            "creator_id": creator.astype(np.int64),
+            "genre": genre,
+            "language": creators["language"].to_numpy()[creator],
+            "length_seconds": length,
+            "upload_day": day.astype(np.int64),
+        }
+    )
+    videos = videos.sort_values(["upload_day", "creator_id"], kind="stable").reset_index(drop=True)
+    videos.insert(0, "video_id", first_id + np.arange(len(videos)))
+    return videos
+
+
+def stream(seed: int, first_day: int, n_days: int, drifts: list[dict] | None = None) -> VideoStream:
+    """Continue the world at ``seed`` for ``n_days`` logged days from ``first_day``, with drift injected.
+
+    The same users (same hidden tastes, activity and subscriptions), creators and catalogue; new
+    videos keep arriving at the stored world's rate; the feed works as before (random, trending,
+    subscriptions, search; never a watched video again, including watches in the stored log).
+    Trending starts warm from the stored log's last days. If ``first_day`` is after the stored
+    log's end, the days in between are simulated but not logged (their uploads are in
+    ``videos``). Each drift is a dict with the ``day`` it starts (in the logged days), its
+    ``kind`` (a key of :data:`DRIFTS`) and that kind's parameters; it lasts to the end.
+
+    Returns a :class:`VideoStream`: the new impressions and videos (observed) and the hidden
+    truth; ``VideoStream.true_relevance(users, videos, day)`` is the exact ``p`` of any pair.
+    Everything is drawn from new named random streams: the stored world is unchanged.
+    """
+    k = KNOBS
+    seed = check_int("seed", seed, minimum=0)
+    first_day = check_int("first_day", first_day, minimum=k["n_days"])
+    n_days = check_int("n_days", n_days, minimum=1)
+    end = first_day + n_days
+    genres, shift = _check_drifts(drifts, first_day, end)
+
+    users, creators, size, videos, subs, hidden, stored_log = _base(seed)
+    new_videos = _stream_videos(seed, creators, size, end, genres, len(videos))
+    rng = make_rng(seed, NAME, "stream", "video_truth")
+    latent = rng.normal(0, np.sqrt(k["latent_sd"] / np.sqrt(LATENT_RANK)), (len(new_videos), LATENT_RANK))
+    new_video_truth = {"video_id": new_videos["video_id"].to_numpy(), "quality": rng.normal(0, k["quality_sd"], len(new_videos))}
+    new_video_truth = pd.DataFrame(new_video_truth | {f"latent_{i}": latent[:, i] for i in range(LATENT_RANK)}).round(4)
+    new_user_truth = pd.DataFrame({"user_id": users["user_id"].to_numpy()})
+    for g in genres:
+        rng = make_rng(seed, NAME, "stream", "taste", g["genre"])
+        fan = rng.random(len(users)) < g["fan_share"]
+        new_user_truth[f"taste_{g['genre']}"] = np.where(fan, g["fan_taste"], rng.normal(0, k["genre_taste_sd"], len(users))).round(4)
+        new_user_truth[f"fan_{g['genre']}"] = fan.astype(np.int64)
+    tables = {
+        "users": users,
+        "videos": pd.concat([videos, new_videos], ignore_index=True),
+        "user_truth": hidden["user_truth"].merge(new_user_truth.filter(regex="^(user_id|taste_)"), on="user_id", how="left"),
+        "video_truth": pd.concat([hidden["video_truth"], new_video_truth], ignore_index=True),
+        "salts": hidden["salts"],
+    }
+    truth = _truth_from_tables(tables)  # from the rounded tables, so true_relevance gives back exactly p
+    feed = _feed(seed, users, tables["videos"], subs, truth)
+
+    # trending starts from the stored log's watches of its last days (most recent first)
+    recent = np.zeros((k["trending_window_days"], len(feed.upload_day)))
+    for back in range(k["trending_window_days"]):
+        watched = stored_log[(stored_log["day"] == k["n_days"] - 1 - back) & (stored_log["watched"] == 1)]
+        recent[back] = np.bincount(watched["video_id"], minlength=recent.shape[1])
+    rng = make_rng(seed, NAME, "stream", "feed")
+    days = []
+    for day in range(k["n_days"], end):
+        log = _simulate_day(feed, day, _trending(feed, recent.sum(axis=0), day), rng, shift[day - first_day] if day >= first_day else 0.0)
+        recent = np.roll(recent, 1, axis=0)
+        recent[0] = np.bincount(log["video_id"], weights=log["watched"], minlength=recent.shape[1])
+        days.append(log)
+    stored_watches = stored_log[stored_log["watched"] == 1]
+    watched_before = pd.MultiIndex.from_arrays([stored_watches["user_id"], stored_watches["video_id"]])
+    lengths = tables["videos"]["length_seconds"].to_numpy()
+    log = _clean_log(pd.concat(days, ignore_index=True), lengths, make_rng(seed, NAME, "stream", "seconds"), watched_before)
+    log = log[log["day"] >= first_day].reset_index(drop=True)
+    return VideoStream(
+        first_day=first_day,
+        n_days=n_days,
+        impressions=log,
+        videos=new_videos,
+        user_truth=new_user_truth,
+        video_truth=new_video_truth,
+        logit_shift=pd.Series(shift, index=pd.RangeIndex(first_day, end, name="day"), name="logit_shift"),
+        tables=tables,
+    )
