@@ -253,6 +253,8 @@ def stream(seed: int, first_day: int, n_days: int, drifts: list[dict] | None = N
     offset = log["day"].to_numpy() - first_day
     p_open = _open_probability(pop, log, logit_shift_by_day[offset], taste_shift_by_day[offset])
     opened, minutes = _outcomes(p_open, make_rng(seed, "notifications", "stream", "outcomes"))
-    first_id = int(generate(seed).observed["notifications"]["notification_id"].max()) + 1
+    # ids continue after the stored world's: as many as its send log has rows (no need to
+    # regenerate its outcomes and tables for that)
+    first_id = len(_send_log(KNOBS["n_users"], 0, KNOBS["n_days"], make_rng(seed, "notifications", "sends")))
     notifications = _notification_table(log, first_id, opened, minutes)
     return notifications, pd.Series(p_open, index=notifications["notification_id"], name="p_open")
