@@ -211,6 +211,23 @@ def test_the_ranking_task_never_recommends_what_was_seen():
         task.top_k(np.zeros(3))
 
 
+@pytest.mark.parametrize("k", [1, 10, 40])
+def test_top_k_equals_a_stable_sort_of_each_row_ties_and_removed_items_included(k):
+    """top_k partitions instead of sorting whole rows: it must give exactly what a stable sort gives."""
+    task = vr.ranking_task(world())
+    rng = np.random.default_rng(k)
+    shape = (len(task.users), len(task.candidates))
+    scores = rng.integers(0, 4, shape).astype(float)  # many ties
+    scores[rng.random(shape) < 0.98] = -np.inf  # some users have fewer than k candidates left
+    column = {v: j for j, v in enumerate(task.candidates.tolist())}
+    lists = task.top_k(scores, k)
+    for i, user in enumerate(task.users.tolist()[:300]):
+        row = scores[i].copy()
+        row[[column[v] for v in task.seen[user] if v in column]] = -np.inf
+        best = np.argsort(-row, kind="stable")[:k]
+        assert lists[user] == [int(task.candidates[j]) for j in best if row[j] > -np.inf]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_world_leaves_room_to_learn(seed):
     r = room(seed)

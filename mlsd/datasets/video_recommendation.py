@@ -26,6 +26,7 @@ The evaluation protocol the chapter (and the datasheet's "room to learn") uses i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -719,14 +720,31 @@ class RankingTask:
             scores = np.array(np.broadcast_to(scores, shape), dtype=float)  # a copy we may change
         except ValueError:
             raise ValueError(f"scores must have shape (users, candidates) = {shape} or ({shape[1]},)") from None
+        rows, cols = self._seen_cells
+        scores[rows, cols] = -np.inf
+        # Only the k best of each row need sorting: partition around each row's k-th best score,
+        # then sort the cells at least that good by (row, score descending, column), so that ties
+        # go to the lower column (the lower video id), exactly as a stable sort of the whole row.
+        neg = -scores
+        kth = np.partition(neg, min(k, shape[1]) - 1, axis=1)[:, min(k, shape[1]) - 1][:, None]
+        rows, cols = np.nonzero((neg <= kth) & (neg < np.inf))
+        order = np.lexsort((cols, neg[rows, cols], rows))
+        rows, cols = rows[order], cols[order]
+        first = np.searchsorted(rows, rows)  # where each row's cells start
+        keep = np.arange(len(rows)) - first < k
+        rows, videos = rows[keep], self.candidates[cols[keep]]
+        lists = {user: [] for user in self.users.tolist()}
+        users = self.users[rows].tolist()
+        for user, video in zip(users, videos.tolist()):
+            lists[user].append(video)
+        return lists
+
+    @functools.cached_property
+    def _seen_cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of the score matrix that hold a video the user already watched."""
         column = {v: j for j, v in enumerate(self.candidates.tolist())}
-        for i, user in enumerate(self.users.tolist()):
-            scores[i, [column[v] for v in self.seen[user] if v in column]] = -np.inf
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return {
-            user: [int(self.candidates[j]) for j in best[i] if scores[i, j] > -np.inf]
-            for i, user in enumerate(self.users.tolist())
-        }
+        cells = [(i, column[v]) for i, user in enumerate(self.users.tolist()) for v in self.seen[user] if v in column]
+        return tuple(np.array(x, dtype=np.int64).reshape(-1) for x in zip(*cells)) if cells else (np.empty(0, np.int64),) * 2
 
     def map_at_k(self, lists: dict, k: int = 10) -> float:
         """MAP@k of ranked lists (user -> video ids) against the logged test watches."""
