@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special
 
 from mlsd._checks import check_finite, check_int
+from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
 from mlsd.datasets.world import World
 from mlsd.seeding import make_rng
 
@@ -306,33 +307,18 @@ after the log's end are in it, which a live system would not yet know.
 # --------------------------------------------------------------------------- small helpers
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def _hash_normal(salt: int, *keys) -> np.ndarray:
     """Standard normal numbers that are a fixed function of ``salt`` and the integer arrays ``keys``.
 
     Each key (non-negative integers below 2**63, broadcast together) is folded into a SplitMix64
-    hash; two more rounds give two uniforms, and the Box-Muller transform turns them into a normal.
+    hash (see :mod:`mlsd.datasets._hashing`), which then gives a normal.
     """
     keys = np.broadcast_arrays(*(np.asarray(k, dtype=np.uint64) for k in keys))
     with np.errstate(over="ignore"):  # the hash relies on 64-bit wrap-around
         h = np.full(keys[0].shape, np.uint64(salt), dtype=np.uint64)
         for key in keys:
-            h = _splitmix64(h ^ key)
-        h1 = _splitmix64(h)
-        h2 = _splitmix64(h1)
-    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # in (0, 1)
-    u2 = (h2 >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+            h = splitmix64(h ^ key)
+        return normal_from_hash(splitmix64(h))
 
 
 def _codes(name: str, values, names: tuple[str, ...]) -> np.ndarray:
@@ -574,7 +560,7 @@ def true_probability(world, impressions: pd.DataFrame) -> np.ndarray:
     the oracle only.
     """
     truth = _truth_from_tables(world)
-    return _sigmoid(_logit(truth, *_impression_arrays(truth, impressions)))
+    return sigmoid(_logit(truth, *_impression_arrays(truth, impressions)))
 
 
 # --------------------------------------------------------------------------- users, ads, effects
@@ -838,7 +824,7 @@ def _simulate_day(server: _Server, seed: int, day: int, shift: float = 0.0, cate
     logit = _logit(server.truth, days, second, user, creative, device, placement) + shift
     if category_shift is not None:
         logit = logit + category_shift[server.truth.creative_category[creative]]
-    clicked = u_click < _sigmoid(logit)
+    clicked = u_click < sigmoid(logit)
     # a log-normal cut at the maximum delay: the normal quantile of the uniform ndtr(z), scaled to below the cut
     z_max = np.log(k["click_delay_max_days"] * 86_400 / k["click_delay_median_seconds"]) / k["click_delay_log_sd"]
     z_delay = special.ndtri(special.ndtr(z_delay) * special.ndtr(z_max))
@@ -1087,7 +1073,7 @@ class AdStream:
         by_category = np.zeros((end, len(CATEGORIES)))
         by_category[self.category_shift.index.to_numpy()] = self.category_shift[list(CATEGORIES)].to_numpy()
         logit = _logit(truth, day, second, user, creative, device, placement)
-        return _sigmoid(logit + shift[day] + by_category[day, truth.creative_category[creative]])
+        return sigmoid(logit + shift[day] + by_category[day, truth.creative_category[creative]])
 
 
 def _check_drifts(drifts, first_day: int, end: int) -> tuple[np.ndarray, np.ndarray]:

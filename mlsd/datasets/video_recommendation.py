@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mlsd._checks import check_finite, check_int
+from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
 from mlsd.datasets.world import World
 from mlsd.metrics import average_precision_at_k, mean_over_users
 from mlsd.seeding import make_rng
@@ -218,27 +219,12 @@ Unwatched impressions are not negatives in general: most videos were never shown
 def _hash_normal(salt: int, a, b) -> np.ndarray:
     """Standard normal numbers that are a fixed function of ``(salt, a, b)``: a hash, no storage.
 
-    ``a`` and ``b`` are integer arrays in [0, 2**32) (broadcast against each other). Two rounds of
-    SplitMix64 give two uniforms, and the Box-Muller transform turns them into a normal.
+    ``a`` and ``b`` are integer arrays in [0, 2**32) (broadcast against each other), packed into one
+    64-bit key with the salt and mixed by SplitMix64 (see :mod:`mlsd.datasets._hashing`).
     """
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
     with np.errstate(over="ignore"):  # the hash relies on 64-bit wrap-around
-        h1 = _splitmix64((a << np.uint64(32)) ^ b ^ np.uint64(salt))
-        h2 = _splitmix64(h1)
-    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # in (0, 1)
-    u2 = (h2 >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+        return normal_from_hash(splitmix64((a << np.uint64(32)) ^ b ^ np.uint64(salt)))
 
 
 def _codes(values, names: tuple[str, ...]) -> np.ndarray:
@@ -365,7 +351,7 @@ def true_relevance(world, user_ids, video_ids) -> np.ndarray:
         np.broadcast_shapes(u.shape, v.shape)
     except ValueError:
         raise ValueError(f"user_ids {u.shape} and video_ids {v.shape} do not broadcast") from None
-    return _sigmoid(_logit(truth, u, v))
+    return sigmoid(_logit(truth, u, v))
 
 
 # --------------------------------------------------------------------------- users and catalogue
@@ -578,7 +564,7 @@ def _simulate_day(feed: _Feed, day: int, trending: np.ndarray, rng: np.random.Ge
     source[video == -1] = 1  # a subscribed creator with nothing to show yet: trending instead
     trending_rows = np.flatnonzero(source == 1)
     video[trending_rows] = _pick(trending, len(trending_rows), rng)
-    watched = rng.random(len(users)) < _sigmoid(_logit(feed.truth, users, video) + logit_shift)  # Bernoulli(p)
+    watched = rng.random(len(users)) < sigmoid(_logit(feed.truth, users, video) + logit_shift)  # Bernoulli(p)
     return pd.DataFrame({"day": day, "user_id": users, "video_id": video, "source": source, "watched": watched})
 
 
@@ -950,7 +936,7 @@ class VideoStream:
             raise ValueError(f"user_ids {u.shape}, video_ids {v.shape} and day {d.shape} do not broadcast") from None
         shift = np.zeros(end)
         shift[self.logit_shift.index.to_numpy()] = self.logit_shift.to_numpy()
-        return _sigmoid(_logit(truth, u, v) + shift[d])
+        return sigmoid(_logit(truth, u, v) + shift[d])
 
 
 def _check_drifts(drifts, first_day: int, end: int) -> tuple[list[dict], np.ndarray]:
