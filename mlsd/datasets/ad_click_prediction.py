@@ -29,7 +29,6 @@ protocol the chapter and the datasheet use (train on the first three weeks, test
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +37,7 @@ from scipy import special
 
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
-from mlsd.datasets.world import World
+from mlsd.datasets.world import World, all_tables, stream_drifts
 from mlsd.seeding import make_rng
 
 DEFAULT_SEED = 0
@@ -362,14 +361,6 @@ def _match_matrix() -> np.ndarray:
     return m
 
 
-def _tables(world) -> Mapping[str, pd.DataFrame]:
-    if isinstance(world, World):
-        return {**world.observed, **world.hidden}
-    if isinstance(world, Mapping):
-        return world
-    raise TypeError(f"world must be a World or a mapping of tables, got {type(world).__name__}")
-
-
 # --------------------------------------------------------------------------- the true probability
 
 
@@ -443,7 +434,7 @@ def _check_ids(name: str, frame: pd.DataFrame, col: str) -> None:
 
 
 def _truth_from_tables(world) -> _Truth:
-    tables = _tables(world)
+    tables = all_tables(world)
     needed = ("users", "advertisers", "campaigns", "creatives", "effects", "creative_truth", "salts")
     missing = [t for t in needed if t not in tables]
     if missing:
@@ -927,7 +918,7 @@ def room_to_learn(world, cutoff: int | None = None) -> dict:
     and ``oracle_nce`` = oracle / base (normalized cross-entropy) and ``room`` = base - oracle,
     the achievable improvement: a model's share of it is ``(base - model) / room``.
     """
-    tables = _tables(world)
+    tables = all_tables(world)
     log = tables["impressions"]
     cutoff = TEST_CUTOFF_DAY if cutoff is None else check_int("cutoff", cutoff)
     if not log["day"].min() < cutoff <= log["day"].max():
@@ -948,7 +939,7 @@ def room_to_learn(world, cutoff: int | None = None) -> dict:
 
 def advertiser_shares(world, days) -> pd.Series:
     """Each advertiser's share of the impressions on ``days`` (an iterable of days), by advertiser id."""
-    tables = _tables(world)
+    tables = all_tables(world)
     log = tables["impressions"]
     log = log[log["day"].isin(list(days))]
     advertiser = tables["campaigns"]["advertiser_id"].to_numpy()[tables["creatives"]["campaign_id"].to_numpy()[log["creative_id"].to_numpy()]]
@@ -1078,18 +1069,8 @@ class AdStream:
 
 def _check_drifts(drifts, first_day: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Validate the drifts; return the log-odds shift per day and per day and category."""
-    if drifts is not None and not isinstance(drifts, (list, tuple)):
-        raise ValueError(f"drifts must be a list of dicts, got {type(drifts).__name__}")
     shift, by_category = np.zeros(end - first_day), np.zeros((end - first_day, len(CATEGORIES)))
-    for drift in drifts or []:
-        if not isinstance(drift, Mapping):
-            raise ValueError(f"each drift must be a dict, got {drift!r}")
-        kind = drift.get("kind")
-        if kind not in DRIFTS:
-            raise ValueError(f"unknown drift kind {kind!r}; known: {sorted(DRIFTS)}")
-        start = check_int("drift day", drift.get("day"), minimum=first_day)
-        if start >= end:
-            raise ValueError(f"drift day must be before the stream's end ({end}), got {start}")
+    for drift, kind, start in stream_drifts(drifts, DRIFTS, first_day, end):
         if "shift" not in drift:
             raise ValueError(f"a {kind} drift needs a 'shift'")
         value = check_finite(f"{kind} shift", drift["shift"])

@@ -27,7 +27,6 @@ The evaluation protocol the chapter (and the datasheet's "room to learn") uses i
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +34,7 @@ import pandas as pd
 
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
-from mlsd.datasets.world import World
+from mlsd.datasets.world import World, all_tables, stream_drifts
 from mlsd.metrics import average_precision_at_k, mean_over_users
 from mlsd.seeding import make_rng
 
@@ -255,16 +254,8 @@ class _Truth:
     creator_affinity_salt: int
 
 
-def _tables(world) -> Mapping[str, pd.DataFrame]:
-    if isinstance(world, World):
-        return {**world.observed, **world.hidden}
-    if isinstance(world, Mapping):
-        return world
-    raise TypeError(f"world must be a World or a mapping of tables, got {type(world).__name__}")
-
-
 def _truth_from_tables(world) -> _Truth:
-    tables = _tables(world)
+    tables = all_tables(world)
     needed = ("users", "videos", "user_truth", "video_truth", "salts")
     missing = [t for t in needed if t not in tables]
     if missing:
@@ -743,7 +734,7 @@ def ranking_task(world, cutoff: int | None = None) -> RankingTask:
     Relevant items are restricted to the candidates: a video uploaded after the cut-off could
     not have been recommended at it, so no ranker is blamed for missing it.
     """
-    tables = _tables(world)
+    tables = all_tables(world)
     log, videos = tables["impressions"], tables["videos"]
     cutoff = TEST_CUTOFF_DAY if cutoff is None else check_int("cutoff", cutoff)
     train, test = split_at(log, cutoff)
@@ -758,7 +749,7 @@ def ranking_task(world, cutoff: int | None = None) -> RankingTask:
 
 def popularity_scores(world, task: RankingTask) -> np.ndarray:
     """The popularity baseline: each candidate's watches before the cut-off (one score for all users)."""
-    log = _tables(world)["impressions"]
+    log = all_tables(world)["impressions"]
     train = log[(log["day"] < task.cutoff) & (log["watched"] == 1)]
     return train["video_id"].value_counts().reindex(task.candidates, fill_value=0).to_numpy(float)
 
@@ -807,7 +798,7 @@ def room_to_learn(world, k: int = 10) -> dict:
 
 def active_users_impressions(world) -> pd.Series:
     """Impressions per user, for the users who had at least one impression in every week."""
-    log = _tables(world)["impressions"]
+    log = all_tables(world)["impressions"]
     week = log["day"] // 7
     weeks = log.assign(week=week).groupby("user_id")["week"].nunique()
     active = weeks.index[weeks == week.max() + 1]
@@ -941,18 +932,8 @@ class VideoStream:
 
 def _check_drifts(drifts, first_day: int, end: int) -> tuple[list[dict], np.ndarray]:
     """Validate the drifts; return the new genres (validated dicts) and the log-odds shift per day."""
-    if drifts is not None and not isinstance(drifts, (list, tuple)):
-        raise ValueError(f"drifts must be a list of dicts, got {type(drifts).__name__}")
     genres, shift = [], np.zeros(end - first_day)
-    for drift in drifts or []:
-        if not isinstance(drift, Mapping):
-            raise ValueError(f"each drift must be a dict, got {drift!r}")
-        kind, start = drift.get("kind"), drift.get("day")
-        if kind not in DRIFTS:
-            raise ValueError(f"unknown drift kind {kind!r}; known: {sorted(DRIFTS)}")
-        start = check_int("drift day", start, minimum=first_day)
-        if start >= end:
-            raise ValueError(f"drift day must be before the stream's end ({end}), got {start}")
+    for drift, kind, start in stream_drifts(drifts, DRIFTS, first_day, end):
         if kind == "prior":
             if "shift" not in drift:
                 raise ValueError("a prior drift needs a 'shift'")

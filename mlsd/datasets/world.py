@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,3 +192,32 @@ def read_checksums(root: str | Path) -> dict[str, str]:
     path = Path(root) / CHECKSUMS
     pairs = (line.split("  ", 1) for line in path.read_text(encoding="utf-8").splitlines() if line)
     return {name: digest for digest, name in pairs}
+
+
+def all_tables(world) -> Mapping[str, pd.DataFrame]:
+    """A world's observed and hidden tables in one mapping (a mapping of tables is returned as it is)."""
+    if isinstance(world, World):
+        return {**world.observed, **world.hidden}
+    if isinstance(world, Mapping):
+        return world
+    raise TypeError(f"world must be a World or a mapping of tables, got {type(world).__name__}")
+
+
+def stream_drifts(drifts, kinds: Mapping, first_day: int, end: int) -> Iterator[tuple[Mapping, str, int]]:
+    """Check the parts every stream's drifts share; yield ``(drift, kind, start day)`` for each.
+
+    ``drifts`` is None or a list of dicts, each with a ``kind`` among ``kinds`` and a ``day`` in
+    ``first_day .. end - 1``. The kind-specific parameters are the caller's to check.
+    """
+    if drifts is not None and not isinstance(drifts, (list, tuple)):
+        raise ValueError(f"drifts must be a list of dicts, got {type(drifts).__name__}")
+    for drift in drifts or []:
+        if not isinstance(drift, Mapping):
+            raise ValueError(f"each drift must be a dict, got {drift!r}")
+        kind = drift.get("kind")
+        if kind not in kinds:
+            raise ValueError(f"unknown drift kind {kind!r}; known: {sorted(kinds)}")
+        start = check_int("drift day", drift.get("day"), minimum=first_day)
+        if start >= end:
+            raise ValueError(f"drift day must be before the stream's end ({end}), got {start}")
+        yield drift, kind, start
