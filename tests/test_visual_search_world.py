@@ -109,3 +109,18 @@ def test_new_style_appends_a_category_nobody_has_seen():
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call(world())
+
+
+def test_new_listings_continue_the_world_and_can_be_chained():
+    w = world()
+    t = vs.new_listings(w, n_products=30, first_day=60, n_days=10)
+    new = t["products"].iloc[K["n_products"]:]
+    assert set(new["category"]) <= set(vs.CATEGORIES) and new["added_day"].between(60, 69).all()
+    assert len(t["queries"]) == K["n_queries"], "no queries unless asked for"
+    again = vs.new_style(t, n_products=5, first_day=75, n_queries=3)
+    assert len(again["products"]) == K["n_products"] + 35 and set(again["products"]["category"].iloc[-5:]) == set(vs.NEW_STYLE)
+    assert vs.pixels(again, "catalogue", [len(again["catalogue"]) - 1]).shape == (1, vs.IMAGE_SIZE, vs.IMAGE_SIZE, 3)
+    # the same call gives the same listings
+    assert t["catalogue"].equals(vs.new_listings(w, n_products=30, first_day=60, n_days=10)["catalogue"])
+    with pytest.raises(ValueError, match="categories must be among"):
+        vs.new_listings(w, n_products=3, first_day=60, categories=["boats"])

@@ -15,9 +15,9 @@ product of the same category 1, anything else 0. The query's product is hidden (
 
 Pixels are not stored: each photo is a pure function of its product, its view parameters and a
 stored salt (a hash, as the other worlds' noise), and :func:`pixels` renders them on demand, so
-the repository stores kilobytes of tables instead of megabytes of images. :func:`new_style`
-continues the world with products of a style the catalogue has never had (a thirteenth
-category), for the monitoring section.
+the repository stores kilobytes of tables instead of megabytes of images. :func:`new_listings`
+continues the world with new products of its categories, and :func:`new_style` with products of a
+style the catalogue has never had (a thirteenth category), for the monitoring section.
 """
 
 from __future__ import annotations
@@ -386,27 +386,46 @@ def generate(seed: int = DEFAULT_SEED) -> World:
     return world
 
 
-def new_style(world, n_products: int, first_day: int, n_queries: int = 200) -> dict[str, pd.DataFrame]:
-    """Products of a style the catalogue never had (category "stickers": a star with a zigzag texture).
+def new_listings(world, n_products: int, first_day: int, n_days: int = 7, n_queries: int = 0,
+                 categories=None) -> dict[str, pd.DataFrame]:
+    """The world continued: ``n_products`` new products listed on days ``first_day`` .. ``first_day + n_days - 1``.
 
-    Returns the world's tables with the new products, their catalogue photos (added on days
-    ``first_day`` .. ``first_day + 6``) and ``n_queries`` queries for them on the following week
-    appended; :func:`pixels` and :func:`relevance` accept the result in place of the world.
+    ``categories``: the categories to draw from (default: the twelve of the stored world). Returns
+    the world's tables with the new products, their catalogue photos and ``n_queries`` queries for
+    them (on the ``n_days`` days after the listings) appended; :func:`pixels` and :func:`relevance`
+    accept the result in place of the world, and so does this function (to continue it again).
     """
     n_products = check_int("n_products", n_products, minimum=1)
-    n_queries = check_int("n_queries", n_queries, minimum=1)
+    n_queries = check_int("n_queries", n_queries, minimum=0)
     first_day = check_int("first_day", first_day, minimum=0)
+    n_days = check_int("n_days", n_days, minimum=1)
+    categories = list(CATEGORIES) if categories is None else list(categories)
+    unknown = set(categories) - set(CATEGORIES) - set(NEW_STYLE)
+    if not categories or unknown:
+        raise ValueError(f"categories must be among {sorted({**CATEGORIES, **NEW_STYLE})}, got {categories!r}")
     t = dict(all_tables(world))
-    rng = make_rng(int(t["salt"]["salt"].iloc[0]) % 2**32 + first_day)
-    new = _products(rng, n_products, len(t["products"]), list(NEW_STYLE), (first_day, first_day + 7), 0.0)
+    salt = int(t["salt"]["salt"].iloc[0])
+    rng = make_rng(salt % 2**32, "listings", str(first_day), str(len(t["products"])), *categories)
+    new = _products(rng, n_products, len(t["products"]), categories, (first_day, first_day + n_days), 0.0)
     catalogue, views = _catalogue(rng, new, len(t["catalogue"]), KNOBS["images_per_product"], KNOBS["duplicate_share"])
-    queries, truth = _queries(rng, new, n_queries, len(t["queries"]), (first_day + 7, first_day + 14))
     t["products"] = pd.concat([t["products"], new], ignore_index=True)
     t["catalogue"] = pd.concat([t["catalogue"], catalogue], ignore_index=True)
     t["catalogue_views"] = pd.concat([t["catalogue_views"], views], ignore_index=True)
-    t["queries"] = pd.concat([t["queries"], queries], ignore_index=True)
-    t["query_truth"] = pd.concat([t["query_truth"], truth], ignore_index=True)
+    if n_queries:
+        queries, truth = _queries(rng, new, n_queries, len(t["queries"]), (first_day + n_days, first_day + 2 * n_days))
+        t["queries"] = pd.concat([t["queries"], queries], ignore_index=True)
+        t["query_truth"] = pd.concat([t["query_truth"], truth], ignore_index=True)
     return t
+
+
+def new_style(world, n_products: int, first_day: int, n_queries: int = 200) -> dict[str, pd.DataFrame]:
+    """Products of a style the catalogue never had (category "stickers": a star with a zigzag texture).
+
+    :func:`new_listings` of that category over a week from ``first_day``, with ``n_queries``
+    queries for them the week after.
+    """
+    check_int("n_queries", n_queries, minimum=1)
+    return new_listings(world, n_products, first_day, n_days=7, n_queries=n_queries, categories=list(NEW_STYLE))
 
 
 def _summary(world: World) -> str:
