@@ -98,19 +98,21 @@ _QUERY_KEYS = 10**9   # query photos' hash keys start here, apart from the catal
 # --------------------------------------------------------------------------- hashing
 
 
-def _uniform(salt: int, ids, stream: int) -> np.ndarray:
-    """A uniform in [0, 1) per id: a fixed function of (salt, id, stream)."""
+def _hash(salt: int, ids, stream: int) -> np.ndarray:
+    """A uint64 per id: a fixed function of (salt, id, stream); ``stream`` selects an independent draw."""
     ids = np.asarray(ids, dtype=np.int64).astype(np.uint64)
     with np.errstate(over="ignore"):
-        h = splitmix64(splitmix64(ids * np.uint64(0x100000001B3) + np.uint64(salt)) ^ np.uint64(stream * 0x9E3779B97F4A7C15 % 2**64))
-    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        return splitmix64(splitmix64(ids * np.uint64(0x100000001B3) + np.uint64(salt)) ^ np.uint64(stream * 0x9E3779B97F4A7C15 % 2**64))
+
+
+def _uniform(salt: int, ids, stream: int) -> np.ndarray:
+    """A uniform in [0, 1) per id."""
+    return (_hash(salt, ids, stream) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _normal(salt: int, ids, stream: int) -> np.ndarray:
-    ids = np.asarray(ids, dtype=np.int64).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        h = splitmix64(splitmix64(ids * np.uint64(0x100000001B3) + np.uint64(salt)) ^ np.uint64(stream * 0x9E3779B97F4A7C15 % 2**64))
-    return normal_from_hash(h)
+    """A standard normal per id."""
+    return normal_from_hash(_hash(salt, ids, stream))
 
 
 # --------------------------------------------------------------------------- rendering
