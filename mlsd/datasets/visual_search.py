@@ -91,7 +91,7 @@ COLUMNS = {
     "salt.salt": "hidden: the key of every hash (products' looks and photos' augmentations)",
 }
 
-_CATEGORY_ROLE = {"catalogue": 0, "query": 1}
+_ROLE_CODE = {"catalogue": 0, "query": 1}   # keeps the hash streams of the two kinds of photo apart
 _QUERY_KEYS = 10**9   # query photos' hash keys start here, apart from the catalogue's
 
 
@@ -158,7 +158,7 @@ def _looks(salt: int, product_ids, categories) -> dict:
 def _augmentations(salt: int, views, role: str) -> dict:
     """Each photo's augmentation, from its view key and role (query photos are taken in worse conditions)."""
     k = KNOBS
-    code = 1_000 + 100 * _CATEGORY_ROLE[role]
+    code = 1_000 + 100 * _ROLE_CODE[role]
     u = lambda j: _uniform(salt, views, code + j)  # noqa: E731
     return {
         "dx": k["shift"] * (2 * u(0) - 1),
