@@ -1,6 +1,7 @@
-"""Every chapter notebook keeps the book's conventions (the content itself is checked by nbval)."""
+"""Every chapter notebook (and Markdown page) keeps the book's conventions (the content itself is checked by nbval)."""
 
 import json
+import re
 
 import pytest
 
@@ -68,3 +69,51 @@ def test_glued_values_are_plain_python_literals(path):
             if name and text is not None:
                 text = "".join(text) if isinstance(text, list) else text
                 assert not text.startswith("np."), f"glue {name!r} holds a numpy scalar: {text}; glue float(...) or int(...)"
+
+
+HEADING = re.compile(r"^(#{1,6})\s+\S")
+
+
+def heading_levels(markdown_texts):
+    """The level of every Markdown heading, in order (lines inside fenced blocks are not headings)."""
+    levels = []
+    for text in markdown_texts:
+        fenced = False
+        for line in text.splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            elif not fenced and (match := HEADING.match(line)):
+                levels.append(len(match.group(1)))
+    return levels
+
+
+def assert_headings_in_order(levels, where):
+    """One title first, and no level skipped on the way down (a screen reader's outline of the page)."""
+    assert levels and levels[0] == 1 and levels.count(1) == 1, f"{where}: one '# title', first, is expected; levels {levels}"
+    for before, after in zip(levels, levels[1:]):
+        assert after <= before + 1, f"{where}: a level-{after} heading follows a level-{before} one"
+
+
+def test_heading_check_catches_a_skipped_level():
+    with pytest.raises(AssertionError, match="level-3 heading follows a level-1"):
+        assert_headings_in_order(heading_levels(["# Title", "### Too deep"]), "example")
+    assert heading_levels(["# Title\n```python\n# a comment, not a heading\n```\n## Part"]) == [1, 2]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_headings_are_in_order(path):
+    markdown = ["".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown"]
+    assert_headings_in_order(heading_levels(markdown), path.name)
+
+
+TOC_PAGES = sorted(ROOT / f"{entry}.md" for entry in re.findall(r"(?:root|file): (\S+)", (ROOT / "_toc.yml").read_text())
+                   if (ROOT / f"{entry}.md").exists())
+
+
+def test_the_toc_has_markdown_pages():
+    assert TOC_PAGES
+
+
+@pytest.mark.parametrize("page", TOC_PAGES, ids=lambda p: p.name)
+def test_pages_headings_are_in_order(page):
+    assert_headings_in_order(heading_levels([page.read_text(encoding="utf-8")]), page.name)
