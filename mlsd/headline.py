@@ -26,7 +26,9 @@ __all__ = ["HEADLINE_NAMES", "lift_share", "glue_headline", "read_headline"]
 
 #: glue name -> meaning
 HEADLINE_NAMES = {
+    "headline_task": "what the chapter's system predicts or ranks, in a few words",
     "headline_metric": "the metric's name, e.g. 'ROC-AUC' or 'MAP@10'",
+    "headline_baseline_name": "what the baseline is, e.g. 'most popular'",
     "headline_baseline": "the baseline's score on the test split",
     "headline_model": "the chapter's final system's score on the test split",
     "headline_oracle": "the oracle's score (from the hidden truth) on the test split",
@@ -50,18 +52,23 @@ def lift_share(baseline: float, model: float, oracle: float) -> float:
     return (model - baseline) / (oracle - baseline)
 
 
-def glue_headline(metric: str, baseline: float, model: float, oracle: float) -> float:
+def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, task: str, baseline_name: str) -> float:
     """Glue the chapter's headline result under the agreed names; return the lift share.
 
-    Values are glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
+    ``task`` says what is predicted or ranked ("open a push notification within the hour") and
+    ``baseline_name`` what the baseline is ("most popular"); the scoreboard shows both. Values are
+    glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
     """
     from myst_nb import glue  # imported here: only notebooks need it
 
-    if not isinstance(metric, str) or not metric.strip():
-        raise ValueError("metric must be a non-empty name such as 'ROC-AUC'")
+    for name, text in (("metric", metric), ("task", task), ("baseline_name", baseline_name)):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{name} must be a non-empty string, got {text!r}")
     share = lift_share(baseline, model, oracle)
     values = {
+        "headline_task": task,
         "headline_metric": metric,
+        "headline_baseline_name": baseline_name,
         "headline_baseline": float(baseline),
         "headline_model": float(model),
         "headline_oracle": float(oracle),

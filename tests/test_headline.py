@@ -35,18 +35,27 @@ def test_lift_share_rejects_bad_input(args, message):
         lift_share(*args)
 
 
-def test_glue_headline_rejects_an_empty_metric_name():
-    with pytest.raises(ValueError, match="metric must be a non-empty name"):
-        glue_headline(" ", 0.5, 0.6, 0.9)
+@pytest.mark.parametrize(
+    "metric, task, baseline_name, message",
+    [
+        (" ", "rank videos", "most popular", "metric must be a non-empty string"),
+        ("MAP@10", "", "most popular", "task must be a non-empty string"),
+        ("MAP@10", "rank videos", None, "baseline_name must be a non-empty string"),
+    ],
+)
+def test_glue_headline_rejects_empty_names(metric, task, baseline_name, message):
+    with pytest.raises(ValueError, match=message):
+        glue_headline(metric, 0.5, 0.6, 0.9, task=task, baseline_name=baseline_name)
 
 
 def test_glued_headline_reads_back_from_an_executed_notebook():
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("from mlsd.headline import glue_headline\n_ = glue_headline('MAP@10', 0.1, 0.2, 0.3)"),
+        nbformat.v4.new_code_cell("from mlsd.headline import glue_headline\n_ = glue_headline('MAP@10', 0.1, 0.2, 0.3, task='rank videos', baseline_name='most popular')"),
     ])
     NotebookClient(nb, kernel_name="python3", timeout=60).execute()
     headline = read_headline(nb)
     assert set(headline) == set(HEADLINE_NAMES)
     assert headline["headline_metric"] == "MAP@10"
+    assert headline["headline_task"] == "rank videos" and headline["headline_baseline_name"] == "most popular"
     assert math.isclose(headline["headline_lift_share"], 0.5)
     assert read_headline(nbformat.v4.new_notebook()) == {}
