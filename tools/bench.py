@@ -6,13 +6,21 @@ Prints a markdown table: notebook, seconds, peak memory (MB) and the headline me
 chapter glues (see ``mlsd.headline``): baseline, model, oracle and share of achievable lift.
 Each notebook runs in its own process so that its peak memory (the largest of that process and
 its kernel, from the operating system's accounting) is its own. Budget: 60 s and 1.5 GB each.
+
+Run at the stored seed (no ``--seed``), it also records each notebook's seconds and peak memory
+in ``chapters/bench.json``, with a digest of the notebook's code: the scoreboard and the
+instructor guide quote these measurements, and the tests fail when a notebook's code changed
+since it was last measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +33,37 @@ from notebooks import execute  # noqa: E402
 from mlsd.headline import read_headline  # noqa: E402
 
 BUDGET_SECONDS, BUDGET_MB = 60, 1536
+RECORD = Path(__file__).resolve().parents[1] / "chapters" / "bench.json"
+
+
+def code_digest(notebook: str | Path | dict) -> str:
+    """SHA-256 of a notebook's code cells (their sources only): what a run time depends on."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8")) if not isinstance(notebook, dict) else notebook
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
+
+
+def machine() -> str:
+    """The CPUs this process may use, e.g. '2 x Intel(R) Xeon(R) ...'."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{len(os.sched_getaffinity(0))} x {model}"
+
+
+def record(path: Path, seconds: float, peak_mb: float) -> None:
+    """Store one notebook's measurement in ``chapters/bench.json`` (keyed by the notebook's stem)."""
+    runs = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    runs[path.stem] = {
+        "seconds": round(seconds, 1),
+        "peak_mb": round(peak_mb),
+        "code_sha256": code_digest(path),
+        "measured_on": datetime.date.today().isoformat(),
+        "machine": machine(),
+    }
+    RECORD.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
 
 
 def run_one(path: str, seed: int | None) -> None:
@@ -66,7 +105,9 @@ def main(argv=None) -> int:
         run_one(args.one, args.seed)
         return 0
 
-    print(f"Seed: {'as stored' if args.seed is None else args.seed}. Budget: {BUDGET_SECONDS} s, {BUDGET_MB} MB.\n")
+    recording = args.seed is None
+    print(f"Seed: {'as stored' if recording else args.seed}. Budget: {BUDGET_SECONDS} s, {BUDGET_MB} MB.")
+    print("Recorded in chapters/bench.json.\n" if recording else "Not recorded: --seed overrides the stored seed.\n")
     print("| notebook | seconds | peak MB | metric | baseline | model | oracle | lift share |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     over = 0
@@ -79,6 +120,12 @@ def main(argv=None) -> int:
         h = r["headline"]
         flag = " (over budget)" if r["seconds"] > BUDGET_SECONDS or (r["peak_mb"] or 0) > BUDGET_MB else ""
         over += bool(flag)
+        if recording:
+            record(path, r["seconds"], r["peak_mb"])
+            if h != read_headline(path):
+                # same seed, same code: a different result means the stored outputs are stale
+                flag += " (headline differs from the stored outputs: run `make outputs`)"
+                over += 1
         print(
             f"| {path.stem}{flag} | {r['seconds']:.1f} | {fmt(r['peak_mb'], '.0f')} | {fmt(h.get('headline_metric'))} "
             f"| {fmt(h.get('headline_baseline'))} | {fmt(h.get('headline_model'))} | {fmt(h.get('headline_oracle'))} "
