@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help setup book test bench data outputs clean
+.PHONY: help setup book student test bench data outputs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
@@ -34,13 +34,17 @@ book: $(READY)  ## build the HTML book into _build/html (from stored outputs, wa
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
-test: book  ## unit tests, strict nbval on every chapter, data checksums and site tests
+student: $(READY)  ## build the student edition, every solution removed, into _build/student/html (STUDENT_REPO=url for Binder)
+	@tools/require-system.sh "graphviz=dot -V"
+	$(BIN)/python tools/student.py
+
+test: book student  ## unit tests, strict nbval on every chapter, data checksums and site tests (both editions)
 	@tools/require-system.sh "chromium=chromium --version"
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(NBVAL) tests chapters
 
-bench: $(READY)  ## run each chapter in a fresh kernel (SEED=n to override): seconds, peak memory, headline
+bench: $(READY)  ## run chapters in fresh kernels (NB=..., SEED=n): seconds, peak memory, headline; records chapters/bench.json
 	@tools/require-system.sh "graphviz=dot -V"
-	$(BIN)/python tools/bench.py $(if $(SEED),--seed $(SEED)) chapters/*.ipynb
+	$(BIN)/python tools/bench.py $(if $(SEED),--seed $(SEED)) $(or $(NB),chapters/*.ipynb)
 
 data: $(READY)  ## regenerate data/ from mlsd's generators (byte-identical; see data/SHA256SUMS)
 	$(BIN)/python -m mlsd.datasets

@@ -6,6 +6,7 @@ import functools
 import http.server
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
+STUDENT_SITE = ROOT / "_build" / "student" / "html"
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+# The book's local Sphinx extensions and the tools: tests check the functions they share.
+sys.path[:0] = [str(ROOT / "_ext"), str(ROOT / "tools")]
 
 # Flags for Chromium as root in a sandbox with no network but the package registries: without
 # the background-networking ones, Chromium keeps trying (and failing) to reach Google's hosts.
@@ -57,6 +61,13 @@ def site_url(serve) -> str:
     if not (SITE / "index.html").exists():
         pytest.fail(f"no built site at {SITE}: run `make book` first (`make test` does)")
     return serve(SITE)
+
+
+@pytest.fixture(scope="session")
+def student_url(serve) -> str:
+    if not (STUDENT_SITE / "index.html").exists():
+        pytest.fail(f"no student edition at {STUDENT_SITE}: run `make student` first (`make test` does)")
+    return serve(STUDENT_SITE)
 
 
 @pytest.fixture(scope="session")

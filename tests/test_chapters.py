@@ -6,6 +6,7 @@ import re
 import pytest
 
 from conftest import CHAPTERS, ROOT
+from course import toc_files
 
 IDS = [p.stem for p in CHAPTERS]
 
@@ -46,7 +47,7 @@ def test_has_a_seed_in_a_parameters_cell(path):
 def test_every_figure_has_a_caption_and_alt_text(path):
     for cell in code_cells(load(path)):
         outputs = cell.get("outputs", [])
-        if not any({"image/png", "image/svg+xml"} & set(o.get("data", {})) for o in outputs):
+        if not any({"image/png", "image/jpeg", "image/svg+xml"} & set(o.get("data", {})) for o in outputs):
             continue
         mystnb = cell["metadata"].get("mystnb", {})
         source = "".join(cell["source"])[:60]
@@ -69,6 +70,26 @@ def test_glued_values_are_plain_python_literals(path):
             if name and text is not None:
                 text = "".join(text) if isinstance(text, list) else text
                 assert not text.startswith("np."), f"glue {name!r} holds a numpy scalar: {text}; glue float(...) or int(...)"
+
+
+MARKDOWN_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)]*)\)|<img\b(?P<attrs>[^>]*)>")
+
+
+def images_without_alt(text):
+    """Markdown and HTML images in ``text`` whose alt text is empty or missing."""
+    return [m[0] for m in MARKDOWN_IMAGE.finditer(text)
+            if (m["src"] is not None and not m["alt"].strip()) or (m["attrs"] is not None and not re.search(r'alt="[^"]+"', m["attrs"]))]
+
+
+def test_image_check_catches_a_missing_alt_text():
+    assert images_without_alt('![](a.png) ![A chart](b.png) <img src="c.png"> <img alt="D" src="d.png">') == [
+        "![](a.png)", '<img src="c.png">']
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_every_image_in_the_text_has_alt_text(path):
+    markdown = "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    assert images_without_alt(markdown) == []
 
 
 HEADING = re.compile(r"^(#{1,6})\s+\S")
@@ -106,8 +127,7 @@ def test_headings_are_in_order(path):
     assert_headings_in_order(heading_levels(markdown), path.name)
 
 
-TOC_PAGES = sorted(ROOT / f"{entry}.md" for entry in re.findall(r"(?:root|file): (\S+)", (ROOT / "_toc.yml").read_text())
-                   if (ROOT / f"{entry}.md").exists())
+TOC_PAGES = sorted(ROOT / f"{entry}.md" for entry in toc_files(ROOT) if (ROOT / f"{entry}.md").exists())
 
 
 def test_the_toc_has_markdown_pages():
@@ -117,3 +137,8 @@ def test_the_toc_has_markdown_pages():
 @pytest.mark.parametrize("page", TOC_PAGES, ids=lambda p: p.name)
 def test_pages_headings_are_in_order(page):
     assert_headings_in_order(heading_levels([page.read_text(encoding="utf-8")]), page.name)
+
+
+@pytest.mark.parametrize("page", TOC_PAGES, ids=lambda p: p.name)
+def test_pages_images_have_alt_text(page):
+    assert images_without_alt(page.read_text(encoding="utf-8")) == []

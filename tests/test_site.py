@@ -6,32 +6,14 @@ import re
 from html import unescape
 
 import pytest
-import yaml
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import ROOT
+from course import toc_chapters, toc_files
 from site_audit import audit_page
 
-
-def toc_files() -> list[str]:
-    """Every document in ``_toc.yml``, root first, as paths without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
-
-
-PAGES = toc_files()
-NOTEBOOK_PAGES = [f for f in PAGES if (ROOT / f"{f}.ipynb").exists()]
+PAGES = toc_files(ROOT)
+NOTEBOOK_PAGES = toc_chapters(ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +31,20 @@ def test_page_is_clean(context, site_url, page):
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)
-def test_notebook_page_has_launch_buttons(context, site_url, page):
+def test_notebook_page_has_visible_launch_and_download_buttons(context, site_url, page):
+    """The header's launch (Binder) and download (.ipynb) menus show at the top of every chapter."""
     tab = context.new_page()
     tab.goto(site_url + page + ".html")
-    binder = tab.locator('a[href*="mybinder.org/v2/gh/"]')
-    assert binder.count() >= 1, "no Binder launch button"
-    assert binder.first.get_attribute("href").endswith(f"{page}.ipynb")
+    for menu, link in (("Launch interactive content", 'a[href*="mybinder.org/v2/gh/"]'),
+                       ("Download this page", f'a[href$="_sources/{page}.ipynb"]')):
+        button = tab.get_by_role("button", name=menu)
+        assert button.is_visible(), f"no visible {menu!r} button"
+        button.click()
+        assert tab.locator(link).first.is_visible(), f"{menu!r} does not offer {link}"
+        tab.keyboard.press("Escape")
+    assert tab.locator('a[href*="mybinder.org/v2/gh/"]').first.get_attribute("href").endswith(f"{page}.ipynb")
+    notebook = tab.request.get(site_url + f"_sources/{page}.ipynb")
+    assert notebook.ok and notebook.json()["cells"], "the download link does not give the notebook"
     tab.close()
 
 
