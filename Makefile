@@ -8,12 +8,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
+# The git remote `make publish` pushes to (`make publish REMOTE=...`; the tests use a local bare repo).
+REMOTE := origin
 # Notebooks must not depend on hash randomisation (set printing order, ...).
 export PYTHONHASHSEED := 0
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help setup book student test bench data outputs clean
+.PHONY: help setup book student test publish bench data outputs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
@@ -41,6 +43,13 @@ student: $(READY)  ## build the student edition, every solution removed, into _b
 test: book student  ## unit tests, strict nbval on every chapter, data checksums and site tests (both editions)
 	@tools/require-system.sh "chromium=chromium --version"
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(NBVAL) tests chapters
+
+# ghp-import commits _build/html to a local `gh-pages` branch without touching the work tree, then
+# pushes it. --no-jekyll adds .nojekyll, or GitHub Pages would drop _static/ and _sources/;
+# --force because a fresh clone (CI) has no gh-pages history to build on.
+publish: book  ## build the book, then push it to the gh-pages branch of REMOTE (default origin) for GitHub Pages
+	$(BIN)/ghp-import --no-jekyll --push --force --remote $(REMOTE) --branch gh-pages \
+		--message "Publish the book from $$(git rev-parse --short HEAD)" _build/html
 
 bench: $(READY)  ## run chapters in fresh kernels (NB=..., SEED=n): seconds, peak memory, headline; records chapters/bench.json
 	@tools/require-system.sh "graphviz=dot -V"

@@ -1,0 +1,133 @@
+"""The student edition (``make student``): every solution removed, every exercise kept."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import ROOT, SITE, STUDENT_SITE
+from course import toc_chapters, toc_files
+from site_audit import audit_page
+from student import LEFT_OUT, exercise_texts, find, fragments, site_text, solution_fragments, split_solutions, strip_solutions
+
+TOC_CHAPTERS = toc_chapters(ROOT)
+
+
+def md(source):
+    return {"cell_type": "markdown", "metadata": {}, "source": source}
+
+
+def code(source):
+    return {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": 1}
+
+
+FIXTURE = {"cells": [
+    md("## Exercises\n\n```{exercise}\n:label: ex-a\n\nWhy is the sky blue on a clear afternoon?\n```\n\n"
+       "```{solution-start} ex-a\n:class: dropdown\n```\n\nRayleigh scattering sends the short wavelengths in every direction."),
+    code("scattering = 1 / wavelength**4"),
+    md("Hence blue, more than red.\n\n```{solution-end}\n```\n\n```{exercise}\n:label: ex-b\n\nAnd at sunset?\n```"),
+    md("````{solution} ex-b\n:class: dropdown\n\nThe light crosses more air.\n```python\nlonger_path = True\n```\n````"),
+    md("::::{solution-start} ex-c\n::::\nA colon-fenced solution.\n::::{solution-end}\n::::\n\n## References"),
+]}
+
+
+def test_strip_solutions_removes_gated_fenced_and_code_parts_and_keeps_the_rest():
+    stripped = strip_solutions(FIXTURE)
+    text = "\n".join(c["source"] for c in stripped["cells"])
+    assert [c["cell_type"] for c in stripped["cells"]] == ["markdown", "markdown", "markdown"]
+    for gone in ("Rayleigh", "scattering", "Hence blue", "more air", "longer_path", "colon-fenced", "solution"):
+        assert gone not in text
+    assert exercise_texts(stripped) == exercise_texts(FIXTURE) == {
+        "ex-a": "\nWhy is the sky blue on a clear afternoon?\n", "ex-b": "\nAnd at sunset?\n"}
+    assert text.endswith("## References")
+
+
+def test_a_solution_left_open_is_an_error():
+    with pytest.raises(ValueError, match="'ex-a' is never closed"):
+        split_solutions({"cells": [md("```{solution-start} ex-a\n```\nNo end.")]})
+
+
+def test_the_leak_check_finds_a_solution_left_in_a_page(tmp_path):
+    """What the site tests below rely on: a page quoting a solution is caught, whatever its markup."""
+    nb = {"cells": [md("```{exercise}\n:label: ex\nAsk.\n```\n```{solution-start} ex\n```\n"
+                       "Both differences change sign together, so the ratio keeps its **meaning**.\n"
+                       "```{solution-end}\n```")]}
+    (fragment,) = solution_fragments(nb)["ex"]
+    (tmp_path / "page.html").write_text("<p>Both differences change sign\ntogether, so the ratio keeps its <em>meaning</em>.</p>")
+    (tmp_path / "clean.html").write_text("<p>Ask.</p><script>both differences change sign together so the ratio keeps its</script>")
+    assert find(fragment, site_text(tmp_path)) == ["page.html"]
+
+
+def test_fragments_are_runs_of_plain_words_between_markup():
+    assert fragments("A `code` run of exactly eight plain words here, then $x$ more") == {
+        "run of exactly eight plain words here then"}
+
+
+@pytest.fixture(scope="module")
+def sites():
+    for folder, command in ((SITE, "make book"), (STUDENT_SITE, "make student")):
+        if not (folder / "index.html").exists():
+            pytest.fail(f"no site at {folder}: run `{command}` first (`make test` does)")
+    return site_text(SITE), site_text(STUDENT_SITE)
+
+
+@pytest.mark.parametrize("docname", TOC_CHAPTERS)
+def test_no_solution_text_reaches_the_student_edition(sites, docname):
+    full, student = sites
+    solutions = solution_fragments(json.loads((ROOT / f"{docname}.ipynb").read_text(encoding="utf-8")))
+    assert solutions, f"{docname} has no solution"
+    for label, found in solutions.items():
+        assert found, f"solution {label} has no run of plain words to look for"
+        # the check has teeth: the full edition shows this solution's words
+        assert any(find(f, full) for f in found), f"solution {label} is not found in the full edition"
+        leaks = {f: find(f, student) for f in found if find(f, student)}
+        assert not leaks, f"solution {label} appears in the student edition: {leaks}"
+
+
+@pytest.mark.parametrize("docname", TOC_CHAPTERS)
+def test_every_exercise_is_in_the_student_edition(sites, docname):
+    _, student = sites
+    page = (STUDENT_SITE / f"{docname}.html").read_text(encoding="utf-8")
+    exercises = exercise_texts(json.loads((ROOT / f"{docname}.ipynb").read_text(encoding="utf-8")))
+    assert exercises
+    for label, statement in exercises.items():
+        assert re.search(rf'<div class="exercise admonition" id="{label}">', page), f"exercise {label} is missing"
+        for fragment in fragments(statement, min_words=5):
+            assert f"{docname}.html" in find(fragment, student), f"exercise {label}'s text is missing: {fragment!r}"
+    assert 'class="solution' not in page
+
+
+def test_student_notebooks_and_pages_hold_no_solution_and_no_instructor_guide():
+    notebooks = sorted((STUDENT_SITE / "_sources" / "chapters").glob("*.ipynb"))
+    assert len(notebooks) == len(TOC_CHAPTERS)
+    for path in notebooks:
+        assert "{solution" not in path.read_text(encoding="utf-8"), f"{path.name} offers a solution for download"
+    for page in LEFT_OUT:
+        assert (SITE / f"{page}.html").exists() and not (STUDENT_SITE / f"{page}.html").exists()
+
+
+@pytest.fixture(scope="module")
+def context(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.mark.parametrize("page", [f for f in toc_files(ROOT) if f not in LEFT_OUT])
+def test_student_page_is_clean(context, student_url, page):
+    assert audit_page(context, student_url + page + ".html") == []
+
+
+@pytest.mark.parametrize("page", TOC_CHAPTERS)
+def test_student_chapter_offers_its_notebook_without_a_binder_button(context, student_url, page):
+    """Without STUDENT_REPO, Binder would open the book's repository, solutions included."""
+    tab = context.new_page()
+    tab.goto(student_url + page + ".html")
+    assert tab.locator('a[href*="mybinder.org"]').count() == 0
+    download = tab.locator(f'a[href$="_sources/{page}.ipynb"]')
+    assert download.count() == 1
+    response = tab.request.get(student_url + f"_sources/{page}.ipynb")
+    assert response.ok and "{exercise}" in response.text() and "{solution" not in response.text()
+    tab.close()
