@@ -153,29 +153,29 @@ class Scoreboard(_MarkdownDirective):
         root = Path(self.env.srcdir)
         bench = bench_records(root)
         rows = [
-            "| chapter | task | metric | baseline | final system | oracle | share of achievable lift | run time, peak memory |",
-            "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+            "| chapter: task (baseline) | metric | baseline | final system | oracle | lift share | run time, memory |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
         ]
         for docname in toc_chapters(root):
             path, nb = self.chapter(docname)
             h = read_headline(nb)
-            link = f"{{doc}}`/{docname}`"
+            name = front_matter(nb)["title"].split(":")[0]
             cost = run_time(bench.get(path.stem))
             if not h:
-                rows.append(f"| {link} | no headline metric: a chapter about the framework | | | | | | {cost} |")
+                rows.append(f"| {{doc}}`{name} </{docname}>`: one step of the framework, no headline | | | | | | {cost} |")
                 continue
             if missing := sorted(set(HEADLINE_NAMES) - set(h)):
                 raise self.error(f"{path.name} glued only part of its headline (no {', '.join(missing)}): "
                                  "call mlsd.headline.glue_headline and run `make outputs`")
             rows.append(
-                f"| {link} | {_cell(h['headline_task'])} | {_cell(h['headline_metric'])} "
-                f"| {_cell(h['headline_baseline_name'])}: {h['headline_baseline']!r} | {h['headline_model']!r} "
+                f"| {{doc}}`{name} </{docname}>`: {_cell(h['headline_task'])} ({_cell(h['headline_baseline_name'])}) "
+                f"| {_cell(h['headline_metric'])} | {h['headline_baseline']!r} | {h['headline_model']!r} "
                 f"| {h['headline_oracle']!r} | {h['headline_lift_share']:.0%} | {cost} |"
             )
         measured = [bench[Path(d).name] for d in toc_chapters(root) if Path(d).name in bench]
-        note = (f"\n\nRun time and peak memory: `make bench` on {measured_on(measured)} (stored in `{BENCH}`)."
+        note = (f"Run time and peak memory: `make bench` on {measured_on(measured)} (stored in `{BENCH}`)."
                 if measured else "")
-        return self.parse_markdown("\n".join(rows) + note)
+        return self.parse_markdown("\n".join(rows) + "\n\n" + note)
 
 
 class ChapterFacts(_MarkdownDirective):

@@ -5,7 +5,7 @@
 Solutions are removed from the sources, not merely hidden: the script copies the repository to
 ``_build/student/src``, deletes every solution (``{solution-start}`` ... ``{solution-end}``
 blocks, the code cells between them, and ``{solution}`` blocks) from the notebooks, leaves the
-instructor guide out, and builds that copy into ``_build/student/html``. So the pages, the search
+instructor guide (and the CI workflow) out, and builds that copy into ``_build/student/html``. So the pages, the search
 index and the notebooks offered for download hold no solution, and ``_build/student/src`` is a
 complete repository an instructor can push for students. The Binder buttons of the student
 edition open ``STUDENT_REPO`` when it is given; otherwise they are left out, because the
@@ -229,6 +229,8 @@ def make_student_sources(src: Path, student_repo: str | None) -> int:
         path.write_text(json.dumps(strip_solutions(nb), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for page in LEFT_OUT:
         (src / f"{page}.md").unlink(missing_ok=True)
+    # a pushed copy would run the full edition's CI, whose tests compare the two editions
+    shutil.rmtree(src / ".github", ignore_errors=True)
     toc_path = src / "_toc.yml"
     toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
     for part in toc.get("parts", []):
