@@ -5,9 +5,9 @@
 Solutions are removed from the sources, not merely hidden: the script copies the repository to
 ``_build/student/src``, deletes every solution (``{solution-start}`` ... ``{solution-end}``
 blocks, the code cells between them, and ``{solution}`` blocks) from the notebooks, leaves the
-instructor guide (and the CI workflow) out, and builds that copy into ``_build/student/html``. So the pages, the search
-index and the notebooks offered for download hold no solution, and ``_build/student/src`` is a
-complete repository an instructor can push for students. The Binder buttons of the student
+instructor guide and the CI workflow out, and builds that copy into ``_build/student/html``.
+So the pages, the search index and the notebooks offered for download hold no solution, and
+``_build/student/src`` is a complete repository an instructor can push for students. The Binder buttons of the student
 edition open ``STUDENT_REPO`` when it is given; otherwise they are left out, because the
 book's own repository holds the solutions.
 
@@ -41,9 +41,9 @@ def _markdown_pieces(text: str, label: str | None):
     """Split a Markdown cell into ``(solution label or None, text)`` pieces.
 
     ``label`` is the solution open at the start of the cell (gated solutions span cells); the
-    last piece's state tells whether a solution is still open at the end.
+    second value returned is the one still open at the end.
     """
-    pieces, lines, closing = [], iter(text.splitlines(keepends=True)), None
+    pieces, lines = [], iter(text.splitlines(keepends=True))
     current, current_label = [], label
 
     def flush(next_label):
@@ -52,28 +52,26 @@ def _markdown_pieces(text: str, label: str | None):
             pieces.append((current_label, "".join(current)))
         current, current_label = [], next_label
 
+    def through_closing_fence(opening):
+        current.append(opening.string)
+        for line in lines:  # the directive's options (or whole body), up to its closing fence
+            current.append(line)
+            if line.rstrip() == opening["fence"]:
+                return
+
     for line in lines:
         opening = FENCE.match(line)
         name = opening["name"] if opening else None
         if current_label is None and name in ("solution", "solution-start"):
             flush(opening["argument"] or "?")
-            current.append(line)
-            for line in lines:  # the directive's options, up to its closing fence
-                current.append(line)
-                if line.rstrip() == opening["fence"]:
-                    break
-            if name == "solution":  # the whole solution is inside this fence
+            through_closing_fence(opening)
+            if name == "solution":  # the whole solution was inside that fence
                 flush(None)
-            continue
-        if current_label is not None and name == "solution-end":
-            current.append(line)
-            for line in lines:
-                current.append(line)
-                if line.rstrip() == opening["fence"]:
-                    break
+        elif current_label is not None and name == "solution-end":
+            through_closing_fence(opening)
             flush(None)
-            continue
-        current.append(line)
+        else:
+            current.append(line)
     flush(current_label)
     return pieces, current_label
 
