@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
+import yaml
 
 from conftest import ROOT, SITE, STUDENT_SITE
 from course import toc_chapters, toc_files
 from site_audit import audit_page
-from student import LEFT_OUT, exercise_texts, find, fragments, site_text, solution_fragments, split_solutions, strip_solutions
+from student import (LEFT_OUT, exercise_texts, find, fragments, make_student_sources, site_text, solution_fragments,
+                     split_solutions, strip_solutions)
 
 TOC_CHAPTERS = toc_chapters(ROOT)
 
@@ -63,6 +66,23 @@ def test_the_leak_check_finds_a_solution_left_in_a_page(tmp_path):
 def test_fragments_are_runs_of_plain_words_between_markup():
     assert fragments("A `code` run of exactly eight plain words here, then $x$ more") == {
         "run of exactly eight plain words here then"}
+
+
+@pytest.mark.parametrize("student_repo", [None, "https://github.com/you/course"])
+def test_student_sources_drop_solutions_and_the_guide_and_point_binder_at_the_students_repository(tmp_path, student_repo):
+    for name in ["_config.yml", "_toc.yml", *(f"{page}.md" for page in LEFT_OUT), "chapters/01_framework.ipynb"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    assert make_student_sources(tmp_path, student_repo) == 3
+    nb = json.loads((tmp_path / "chapters" / "01_framework.ipynb").read_text())
+    assert not solution_fragments(nb) and len(exercise_texts(nb)) == 3
+    assert not any((tmp_path / f"{page}.md").exists() or f"file: {page}\n" in (tmp_path / "_toc.yml").read_text() for page in LEFT_OUT)
+    config = yaml.safe_load((tmp_path / "_config.yml").read_text())
+    assert config["title"].endswith("(student edition)")
+    if student_repo:
+        assert config["repository"]["url"] == student_repo and config["launch_buttons"]["binderhub_url"]
+    else:
+        assert "binderhub_url" not in config["launch_buttons"]
 
 
 @pytest.fixture(scope="module")
