@@ -55,7 +55,7 @@ def lift_share(baseline: float, model: float, oracle: float) -> float:
 def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, task: str, baseline_name: str) -> float:
     """Glue the chapter's headline result under the agreed names; return the lift share.
 
-    ``task`` says what is predicted or ranked ("open a push notification within the hour") and
+    ``task`` says what is predicted or ranked ("rank ten videos for a user's home feed") and
     ``baseline_name`` what the baseline is ("most popular"); the scoreboard shows both. Values are
     glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
     """
