@@ -25,6 +25,7 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
+from mlsd.exercises import exercise_texts
 from mlsd.headline import HEADLINE_NAMES, read_headline
 
 BENCH = Path("chapters") / "bench.json"
@@ -37,7 +38,6 @@ FRONT_MATTER = re.compile(
     r"\*\*Time\*\*: (?P<time>.+?)(?:\n\n|\n?\Z)",
     re.M | re.S,
 )
-EXERCISE = re.compile(r"^```\{exercise\}[^\n]*\n:label: (?P<label>\S+)", re.M)
 
 
 def toc_files(root: Path) -> list[str]:
@@ -89,11 +89,6 @@ def front_matter(nb: dict) -> dict:
         "prerequisites": " ".join(match["prerequisites"].split()),
         "time": " ".join(match["time"].split()),
     }
-
-
-def exercise_labels(nb: dict) -> list[str]:
-    """The labels of a chapter's exercises, in order."""
-    return [m["label"] for c in nb["cells"] if c["cell_type"] == "markdown" for m in EXERCISE.finditer("".join(c["source"]))]
 
 
 def bench_records(root: Path) -> dict:
@@ -188,12 +183,12 @@ class ChapterFacts(_MarkdownDirective):
         docname = self.arguments[0].removesuffix(".ipynb")
         path, nb = self.chapter(docname)
         try:
-            facts = front_matter(nb)
+            facts, labels = front_matter(nb), list(exercise_texts(nb))
         except ValueError as error:
             raise self.error(f"{path.name}: {error}") from None
         record = bench_records(Path(self.env.srcdir)).get(path.stem)
         measured = f"{run_time(record)} on {record['machine']} (`make bench`, {record['measured_on']})" if record else run_time(None)
-        exercises = ", ".join(f"{{ref}}`{label}`" for label in exercise_labels(nb)) or "none"
+        exercises = ", ".join(f"{{ref}}`{label}`" for label in labels) or "none"
         folder = str(Path(docname).parent)
         objectives = "\n".join(f"  - {_absolute_links(item, folder)}" for item in facts["objectives"])
         markdown = (

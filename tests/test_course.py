@@ -11,8 +11,9 @@ import pytest
 
 from bench import BUDGET_MB, BUDGET_SECONDS, code_digest
 from conftest import ROOT, SITE
-from course import bench_records, exercise_labels, front_matter, toc_chapters
+from course import bench_records, front_matter, toc_chapters
 
+from mlsd.exercises import exercise_texts
 from mlsd.headline import read_headline
 
 TOC_CHAPTERS = toc_chapters(ROOT)
@@ -120,7 +121,7 @@ def test_scoreboard_has_one_row_per_chapter(scoreboard):
 def test_instructor_guide_covers_every_chapter(docname):
     guide = (ROOT / "instructors.md").read_text(encoding="utf-8")
     assert f"```{{chapter-facts}} {docname}\n" in guide
-    labels = exercise_labels(notebook(docname))
+    labels = list(exercise_texts(notebook(docname)))
     assert labels, f"{docname} has no exercise"
     cited = set(re.findall(r"\{ref\}`(?:[^`<]*<)?([\w-]+)>?`", guide))
     assert cited & set(labels), f"the guide suggests none of {docname}'s exercises ({', '.join(labels)})"
