@@ -151,10 +151,16 @@ class Scoreboard(_MarkdownDirective):
             "| chapter: task (baseline) | metric | baseline | final system | oracle | lift share | run time, memory |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: |",
         ]
+        measured = []
         for docname in toc_chapters(root):
             path, nb = self.chapter(docname)
             h = read_headline(nb)
-            name = front_matter(nb)["title"].split(":")[0]
+            try:
+                name = front_matter(nb)["title"].split(":")[0]
+            except ValueError as error:
+                raise self.error(f"{path.name}: {error}") from None
+            if path.stem in bench:
+                measured.append(bench[path.stem])
             cost = run_time(bench.get(path.stem))
             if not h:
                 rows.append(f"| {{doc}}`{name} </{docname}>`: one step of the framework, no headline | | | | | | {cost} |")
@@ -167,7 +173,6 @@ class Scoreboard(_MarkdownDirective):
                 f"| {_cell(h['headline_metric'])} | {h['headline_baseline']!r} | {h['headline_model']!r} "
                 f"| {h['headline_oracle']!r} | {h['headline_lift_share']:.0%} | {cost} |"
             )
-        measured = [bench[Path(d).name] for d in toc_chapters(root) if Path(d).name in bench]
         note = (f"Run time and peak memory: `make bench` on {measured_on(measured)} (stored in `{BENCH}`)."
                 if measured else "")
         return self.parse_markdown("\n".join(rows) + "\n\n" + note)
