@@ -12,22 +12,39 @@ READY := $(VENV)/.ready
 REMOTE := origin
 # Notebooks must not depend on hash randomisation (set printing order, ...).
 export PYTHONHASHSEED := 0
+# The numeric configuration (defined in mlsd/numeric.py; README, "Numeric configuration"): numpy,
+# OpenBLAS and faiss held at their AVX2 kernels, exported to every recipe below so that every
+# kernel a target starts computes exactly what the stored outputs hold, on any x86-64 CPU.
+$(foreach assignment,$(shell $(PYTHON) -m mlsd.numeric exports),$(eval export $(assignment)))
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help setup book student test publish bench data outputs clean
+.PHONY: help setup lock lab book student test publish bench data outputs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
 
-setup: $(READY)  ## create .venv and install the pinned requirements
+setup: $(READY)  ## create .venv and install the lock (requirements.txt)
 
-$(READY): requirements.txt pyproject.toml
+$(READY): requirements.txt pyproject.toml mlsd/numeric.py
 	@tools/require-system.sh "python3-venv=$(PYTHON) -c 'import ensurepip, venv'"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@# Jupyter started from .venv any way (not only `make lab`) runs its kernels under the configuration.
+	$(BIN)/python -m mlsd.numeric install-kernel
 	@touch $@
+
+requirements.txt:
+	@echo "requirements.txt, the lock every install uses, is missing: restore it with" \
+		"'git checkout requirements.txt', or regenerate it from requirements.in with 'make lock'." >&2
+	@exit 1
+
+lock:  ## re-resolve requirements.in, transitive dependencies included, into the lock requirements.txt
+	$(PYTHON) tools/lock.py
+
+lab: $(READY)  ## open the chapters in JupyterLab, kernels under the book's numeric configuration
+	@tools/require-system.sh "graphviz=dot -V"
+	$(BIN)/jupyter lab chapters
 
 # --all: Sphinx only reports a page's warnings when it re-reads the page, so an incremental
 # build after a failed one would pass without fixing anything.

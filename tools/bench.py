@@ -91,6 +91,14 @@ def measure(path: Path, seed: int | None) -> dict:
     return result
 
 
+def seed_value(text: str) -> int:
+    """``--seed``: a whole number >= 0, as numpy's generators take (``SEED=1`` in ``make bench``)."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"SEED must be a whole number >= 0 (the seed every world and model in a chapter starts from), got {text!r}")
+    return int(text)
+
+
 def fmt(value, spec=".3f") -> str:
     return "" if value is None else format(value, spec) if isinstance(value, float) else str(value)
 
@@ -98,7 +106,7 @@ def fmt(value, spec=".3f") -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path)
-    parser.add_argument("--seed", type=int, default=None, help="override each notebook's SEED parameter")
+    parser.add_argument("--seed", type=seed_value, default=None, help="override each notebook's SEED parameter")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:

@@ -1,0 +1,49 @@
+"""Where the numeric configuration cannot hold (ARM, an x86-64 CPU without AVX2, an OPENBLAS_CORETYPE
+the machine sets for itself): every chapter still runs to the end, and its headline is compared
+with the stored one within a tolerance. On a covered machine nbval compares every output byte for
+byte instead, and these tests are skipped.
+
+The tolerance, and why: other SIMD kernels change results in the last bits, and training and
+top-k choices can grow that. Measured here with numpy on its SSE4 kernels, OpenBLAS on
+Sandybridge's and faiss on scalar code (``tests/test_numeric.py`` uses the same), the largest
+change of any chapter's headline was {measured}. A kernel must move a headline much less than a new
+seed does (seeds 0-2 move the lift shares by several points), so a lift share within
+``SHARE_TOLERANCE`` and each score within ``RELATIVE_TOLERANCE`` of the stored one passes; a
+larger change is a result too fragile to print, to be fixed in the chapter, not here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conftest import CHAPTERS
+from mlsd import numeric
+from mlsd.headline import read_headline
+
+SHARE_TOLERANCE = 0.02  # absolute, on the share of achievable lift
+RELATIVE_TOLERANCE = 0.01  # on the baseline's, the model's and the oracle's scores
+
+pytestmark = pytest.mark.skipif(
+    numeric.uncovered_reason() is None,
+    reason="the numeric configuration holds here: nbval compares every output byte for byte",
+)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_runs_to_the_end_and_its_headline_is_within_tolerance(path):
+    from notebooks import execute
+
+    stored = read_headline(path)
+    nb, _ = execute(path)  # raises on any cell's error
+    computed = read_headline(nb)
+    assert computed.keys() == stored.keys()
+    for name, want in stored.items():
+        got = computed[name]
+        if not isinstance(want, float):
+            assert got == want, name
+        elif name == "headline_lift_share":
+            assert math.isclose(got, want, abs_tol=SHARE_TOLERANCE), f"{name}: {got} vs stored {want}"
+        else:
+            assert math.isclose(got, want, rel_tol=RELATIVE_TOLERANCE), f"{name}: {got} vs stored {want}"
