@@ -554,3 +554,34 @@ def test_intra_list_diversity_is_the_share_of_pairs_with_different_labels():
 def test_beyond_accuracy_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# --- top_k: ranked lists cut the same way on every machine ------------------------------------------
+
+from mlsd.ranking import top_k  # noqa: E402
+
+
+def test_top_k_matches_a_stable_sort_with_many_ties():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(50, 40)).astype(float)  # few distinct values: ties everywhere
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    for k in (1, 5, 40, 100):
+        want = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(top_k(scores, k), want)
+
+
+def test_top_k_breaks_ties_by_the_lower_position():
+    np.testing.assert_array_equal(top_k([1.0, 3.0, 3.0, 2.0, 3.0], 2), [1, 2])
+    np.testing.assert_array_equal(top_k([[0.0, 0.0, 0.0]], 2), [[0, 1]])
+
+
+@pytest.mark.parametrize("scores, k, error, match", [
+    ([1.0, np.nan], 1, ValueError, "NaN"),
+    (np.zeros((2, 2, 2)), 1, ValueError, "1-D or 2-D"),
+    ([], 1, ValueError, "non-empty"),
+    ([1.0], 0, ValueError, "k must be >= 1"),
+    ([1.0], 1.5, TypeError, "k must be an integer"),
+])
+def test_top_k_refuses_bad_input(scores, k, error, match):
+    with pytest.raises(error, match=match):
+        top_k(scores, k)

@@ -36,6 +36,7 @@ from mlsd._checks import check_finite, check_int
 from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
 from mlsd.datasets.world import World, all_tables, stream_drifts
 from mlsd.metrics import average_precision_at_k, mean_over_users
+from mlsd.ranking import top_k
 from mlsd.seeding import make_rng
 
 DEFAULT_SEED = 0
@@ -699,21 +700,10 @@ class RankingTask:
             raise ValueError(f"scores must have shape (users, candidates) = {shape} or ({shape[1]},)") from None
         rows, cols = self._seen_cells
         scores[rows, cols] = -np.inf
-        # Only the k best of each row need sorting: partition around each row's k-th best score,
-        # then sort the cells at least that good by (row, score descending, column), so that ties
-        # go to the lower column (the lower video id), exactly as a stable sort of the whole row.
-        neg = -scores
-        kth = np.partition(neg, min(k, shape[1]) - 1, axis=1)[:, min(k, shape[1]) - 1][:, None]
-        rows, cols = np.nonzero((neg <= kth) & (neg < np.inf))
-        order = np.lexsort((cols, neg[rows, cols], rows))
-        rows, cols = rows[order], cols[order]
-        first = np.searchsorted(rows, rows)  # where each row's cells start
-        keep = np.arange(len(rows)) - first < k
-        rows, videos = rows[keep], self.candidates[cols[keep]]
-        lists = {user: [] for user in self.users.tolist()}
-        users = self.users[rows].tolist()
-        for user, video in zip(users, videos.tolist()):
-            lists[user].append(video)
+        best = top_k(scores, k)  # ties go to the lower column, that is the lower video id
+        shown = np.take_along_axis(scores, best, axis=1) > -np.inf  # never a watched video
+        lists = {user: self.candidates[row[ok]].tolist()
+                 for user, row, ok in zip(self.users.tolist(), best, shown)}
         return lists
 
     @functools.cached_property
