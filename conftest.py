@@ -4,7 +4,7 @@ pytest loads this file for every run in this repository, whichever tests or note
 given. On a machine the configuration covers (Linux, x86-64 with AVX2; see ``mlsd.numeric``),
 the session stops before it compares anything unless the configuration is in force, both in
 this process's environment and inside a kernel started the way nbval starts one. Elsewhere,
-nbval's byte-for-byte comparison is switched off and ``tests/test_portable.py`` runs each
+nbval's comparison of stored outputs is switched off and ``tests/test_portable.py`` runs each
 notebook to the end and compares its headline within a stated tolerance.
 """
 
@@ -24,10 +24,13 @@ def _is_controller(config) -> bool:
 
 
 def pytest_configure(config):
-    config.numeric_uncovered = numeric.uncovered_reason()
+    try:
+        config.numeric_uncovered = numeric.uncovered_reason()
+    except ValueError as error:  # a mistyped MLSD_NUMERIC
+        raise pytest.UsageError(str(error)) from None
     if config.numeric_uncovered:
         if config.getoption("nbval", default=False):
-            config.option.nbval = False  # no byte-for-byte comparison: test_portable.py takes over
+            config.option.nbval = False  # no output comparison: test_portable.py takes over
     elif _is_controller(config):
         _stop_unless_in_force(config)
 
@@ -58,12 +61,12 @@ def _mode_line(config) -> str:
     if config.numeric_uncovered:
         return (f"numeric configuration: cannot hold here ({config.numeric_uncovered}). Notebooks run to "
                 "the end and their headlines are compared within tolerance (tests/test_portable.py); "
-                "byte-for-byte comparison of every output needs Linux on x86-64 with AVX2.")
+                "comparing every stored output needs Linux on x86-64 with AVX2.")
     state = getattr(config, "numeric_state", None)
     if state is None:
         return "numeric configuration: in force"
     return (f"numeric configuration: in force (numpy {state['numpy']}, OpenBLAS {'/'.join(state['openblas'])}, "
-            f"faiss {state['faiss']}): stored outputs are compared byte for byte")
+            f"faiss {state['faiss']}): every stored output is compared (strict nbval)")
 
 
 def pytest_report_header(config):

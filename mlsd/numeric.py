@@ -5,12 +5,12 @@ machine, AVX-512 on another). The kernels round differently, and iterative train
 contrastive encoder, boosting) and top-k choices amplify a last-bit difference into a visible
 one. So every path that executes a chapter -- ``make test``, ``make outputs``, ``make bench``,
 ``make lab``, Binder's ``start`` -- exports :data:`CONFIGURATION`, which holds all three at their
-AVX2 kernels: any x86-64 CPU with AVX2 then computes the stored outputs bit for bit.
+AVX2 kernels: any x86-64 Linux machine with AVX2 then computes the stored outputs bit for bit.
 
 Where that cannot hold (another architecture, an x86-64 CPU without AVX2, or an
 ``OPENBLAS_CORETYPE`` the machine sets for itself, which is respected), :func:`uncovered_reason`
 says why, and the tests compare each chapter's headline within a tolerance instead of every
-output byte for byte.
+stored output.
 
 This module imports nothing but the standard library at import time: the Makefile and Binder's
 ``start`` read the configuration from it before numpy may be loaded::

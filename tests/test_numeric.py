@@ -60,6 +60,12 @@ def test_an_openblas_core_the_machine_sets_is_kept_and_said():
     assert numeric.uncovered_reason({"OPENBLAS_CORETYPE": "Haswell"}, **LINUX_AVX2) is None
 
 
+def test_a_mistyped_mode_stops_the_session_with_one_message():
+    run = pytest_run("tests/test_headline.py", env={**os.environ, "MLSD_NUMERIC": "loose"})
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "MLSD_NUMERIC must be 'exact' or 'headlines', got 'loose'" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_the_mode_variable_is_checked():
     assert "asks for it" in numeric.uncovered_reason({"MLSD_NUMERIC": "headlines"}, **LINUX_AVX2)
     with pytest.raises(ValueError, match="MLSD_NUMERIC must be 'exact' or 'headlines'"):
@@ -224,9 +230,15 @@ def test_a_changed_digit_in_one_stored_output_fails(tmp_path):
 
 def test_headline_mode_runs_a_notebook_on_other_kernels_and_says_why(tmp_path):
     """Where the configuration cannot hold, notebooks still run and headlines are checked."""
-    env = {**without_configuration(), **OTHER_SIMD, "MLSD_NUMERIC": "headlines"}
+    env = {**without_configuration(), **OTHER_SIMD, "OPENBLAS_CORETYPE": "Sandybridge", "MLSD_NUMERIC": "headlines"}
     run = pytest_run(*NBVAL, "tests/test_portable.py", "chapters", "-k", "01_framework", env=env)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "1 passed" in run.stdout  # the headline test; nbval collected nothing
-    assert "byte-for-byte comparison of every output needs Linux on x86-64 with AVX2" in output
+    assert "comparing every stored output needs Linux on x86-64 with AVX2" in output
+
+
+def test_the_readme_quotes_the_configuration_as_defined():
+    readme = (ROOT / "README.md").read_text()
+    for name, value in numeric.CONFIGURATION.items():
+        assert f"`{name}={value}`" in readme, f"README.md should quote {name}={value} (mlsd/numeric.py)"
