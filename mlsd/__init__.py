@@ -3,7 +3,9 @@
 What a chapter *teaches* (its features, its model, its trick) stays in the chapter.
 What several chapters share lives here, with docstrings, argument checks and unit tests:
 
+- :mod:`mlsd.numeric`   -- the one numeric configuration every chapter runs under (SIMD kernels).
 - :mod:`mlsd.metrics`   -- every offline metric the book uses, each defined in its docstring.
+- :mod:`mlsd.ranking`   -- ranked lists cut from scores, ties broken the same way on every CPU.
 - :mod:`mlsd.seeding`   -- one seed per notebook, independent named random streams.
 - :mod:`mlsd.datasets`  -- the synthetic worlds: generate, write, checksum and load ``data/``.
 - :mod:`mlsd.diagrams`  -- system diagrams (offline vs online world) from a small spec.
