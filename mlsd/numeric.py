@@ -62,6 +62,7 @@ MODE_VARIABLE = "MLSD_NUMERIC"
 # What numpy's X86_V3 target (and so the configuration) needs of the CPU, as /proc/cpuinfo names it.
 _X86_V3_FLAGS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"}
 
+
 def _cpu_flags() -> set[str] | None:
     try:
         text = Path("/proc/cpuinfo").read_text()
