@@ -20,9 +20,11 @@ import json
 import math
 from pathlib import Path
 
-from mlsd._checks import check_finite
+import numpy as np
 
-__all__ = ["HEADLINE_NAMES", "lift_share", "glue_headline", "read_headline"]
+from mlsd._checks import check_finite, check_finite_array, check_int
+
+__all__ = ["HEADLINE_NAMES", "lift_share", "headline_intervals", "glue_headline", "read_headline"]
 
 #: glue name -> meaning
 HEADLINE_NAMES = {
@@ -50,6 +52,54 @@ def lift_share(baseline: float, model: float, oracle: float) -> float:
     if math.isclose(oracle, baseline, rel_tol=0.0, abs_tol=1e-12):
         raise ValueError(f"oracle ({oracle}) equals baseline ({baseline}): there is no achievable lift to share")
     return (model - baseline) / (oracle - baseline)
+
+
+def headline_intervals(baseline, model, oracle, *, seed: int, level: float = 0.95,
+                       n_resamples: int = 2000) -> dict:
+    """Paired bootstrap intervals for the model's score and the lift share.
+
+    ``baseline``, ``model`` and ``oracle`` hold one value per unit of the test set (a user, a
+    query, an impression), for the same units in the same order, such that each system's score
+    is their mean: a user's average precision for MAP, an impression's log loss for the mean log
+    loss. The units are resampled with replacement *together* (paired), so that a unit that is
+    hard for every system moves all three scores at once and the lift share's interval reflects
+    only how the systems differ. Returns percentile intervals at ``level``::
+
+        {"model": (low, high), "lift_share": (low, high)}
+
+    Metrics that are no mean over units (ROC-AUC) need their own resampling.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D, finite, of one length with at least two units, if ``level`` is
+        not in (0, 1), or if the oracle's mean equals the baseline's (no lift to share).
+    """
+    from scipy import stats
+
+    from mlsd.seeding import make_rng
+
+    values = [check_finite_array(name, v) for name, v in (("baseline", baseline), ("model", model), ("oracle", oracle))]
+    if len({len(v) for v in values}) != 1:
+        raise ValueError(f"baseline, model and oracle must hold the same units, got lengths {[len(v) for v in values]}")
+    if len(values[0]) < 2:
+        raise ValueError("a bootstrap needs at least two units")
+    level = check_finite("level", level)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    n_resamples = check_int("n_resamples", n_resamples, minimum=100)
+    lift_share(*(float(v.mean()) for v in values))  # raises if there is no lift to share
+
+    def share(b, m, o, axis=-1):
+        b, m, o = (x.mean(axis=axis) for x in (b, m, o))
+        return (m - b) / (o - b)
+
+    options = dict(paired=True, vectorized=True, n_resamples=n_resamples, confidence_level=level,
+                   method="percentile", batch=100)
+    model_ci = stats.bootstrap((values[1],), np.mean, rng=make_rng(seed, "model"), **options).confidence_interval
+    share_ci = stats.bootstrap(tuple(values), share, rng=make_rng(seed, "lift share"), **options).confidence_interval
+    return {"model": (float(model_ci.low), float(model_ci.high)),
+            "lift_share": (float(share_ci.low), float(share_ci.high))}
 
 
 def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, task: str, baseline_name: str) -> float:

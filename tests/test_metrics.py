@@ -26,6 +26,7 @@ from mlsd.metrics import (
     reciprocal_rank,
     roc_auc,
 )
+from mlsd.ranking import top_k
 
 N_CASES = 200  # randomized cross-checks per metric (the brief asks for at least 100)
 
@@ -557,8 +558,6 @@ def test_beyond_accuracy_bad_input_is_named(call, error, message):
 
 
 # --- top_k: ranked lists cut the same way on every machine ------------------------------------------
-
-from mlsd.ranking import top_k  # noqa: E402
 
 
 def test_top_k_matches_a_stable_sort_with_many_ties():
