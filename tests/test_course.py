@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bench import BUDGET_MB, BUDGET_SECONDS, code_digest
+from bench import BUDGET_MB, BUDGET_SECONDS, code_digest, stored_seed
 from conftest import ROOT, SITE
-from course import bench_records, front_matter, toc_chapters
+from course import bench_records, front_matter, seed_spread, seeds_measured, toc_chapters
 
 from mlsd.exercises import exercise_texts
 from mlsd.headline import read_headline
@@ -100,8 +100,9 @@ def test_scoreboard_shows_the_chapters_glued_values(scoreboard, docname):
     record = bench_records(ROOT)[docname.split("/")[-1]]
     assert row["run time, memory"] == f"{record['seconds']:.0f} s, {record['peak_mb'] / 1024:.1f} GB"
     if not headline:
-        assert row["metric"] == "" and row["final system"] == ""
+        assert row["metric"] == "" and row["final system"] == "" and row["lift share across seeds"] == ""
         return
+    assert row["lift share across seeds"] == seed_spread(record).replace("`", "")
     # the numbers as the chapter glued them (each chapter rounds its own), not re-formatted
     smart = str.maketrans({"'": "\u2019"})  # Sphinx's smart quotes
     task, baseline_name = headline["headline_task"].translate(smart), headline["headline_baseline_name"].translate(smart)
@@ -111,6 +112,26 @@ def test_scoreboard_shows_the_chapters_glued_values(scoreboard, docname):
     assert float(row["final system"]) == headline["headline_model"]
     assert float(row["oracle"]) == headline["headline_oracle"]
     assert row["lift share"] == f"{round(100 * headline['headline_lift_share'])}%"
+
+
+@pytest.mark.parametrize("docname", TOC_CHAPTERS)
+def test_make_bench_recorded_the_headline_at_seeds_0_1_2(docname):
+    """Seeds 0-2 for every chapter with a headline, and at the stored seed the glued values."""
+    path = ROOT / f"{docname}.ipynb"
+    headline = {k.removeprefix("headline_"): v for k, v in read_headline(path).items() if isinstance(v, float)}
+    by_seed = bench_records(ROOT)[path.stem].get("headline_by_seed", {})
+    if not headline:
+        assert by_seed == {}
+        return
+    assert {"0", "1", "2"} <= set(by_seed), f"run `make bench NB={docname}.ipynb`"
+    assert by_seed[str(stored_seed(path))] == headline
+
+
+def test_seed_spread_reads_the_recorded_lift_shares():
+    record = {"headline_by_seed": {"10": {"lift_share": 0.61}, "2": {"lift_share": 0.534}, "1": {"lift_share": 0.57}}}
+    assert seed_spread(record) == "53\u2060\u2013\u206061%"
+    assert seeds_measured([record, {"seconds": 1}]) == "1, 2 and 10"
+    assert seed_spread({"seconds": 1}) == seed_spread(None) == "not measured yet (`make bench`)"
 
 
 def test_scoreboard_has_one_row_per_chapter(scoreboard):
