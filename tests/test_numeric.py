@@ -205,6 +205,19 @@ def test_the_guard_stops_a_notebook_run_on_other_simd_kernels_with_one_message()
 
 
 @needs_cover
+def test_make_outputs_stores_nothing_computed_on_other_simd_kernels(tmp_path):
+    copy = tmp_path / "chapter.ipynb"
+    copy.write_bytes((ROOT / "chapters" / "02_offline_metrics.ipynb").read_bytes())
+    before = copy.read_bytes()
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "notebooks.py"), str(copy)], cwd=ROOT,
+                         env={**os.environ, **OTHER_SIMD}, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "Outputs are stored only under the book's numeric configuration" in run.stderr
+    assert "NPY_DISABLE_CPU_FEATURES is 'X86_V3'" in run.stderr and "Run `make outputs`" in run.stderr
+    assert copy.read_bytes() == before
+
+
+@needs_cover
 def test_a_changed_digit_in_one_stored_output_fails(tmp_path):
     """Strict nbval has teeth: one digit changed in one stored result, and that cell fails."""
     chapter = ROOT / "chapters" / "02_offline_metrics.ipynb"

@@ -3,7 +3,9 @@
     python tools/notebooks.py chapters/01_framework.ipynb [...]     # `make outputs`
 
 Each notebook runs in a fresh kernel from its own folder, with PYTHONHASHSEED=0 and without
-per-cell timing metadata, so the stored outputs are exactly what strict nbval reproduces.
+per-cell timing metadata, so the stored outputs are exactly what strict nbval reproduces. It
+stores nothing unless the book's numeric configuration is in force (``mlsd.numeric``; ``make``
+sets it): outputs computed with other SIMD kernels would fail the tests on every other machine.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from mlsd import numeric
 
 PARAMETERS_TAG = "parameters"
 
@@ -53,6 +57,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Execute notebooks and store their outputs in place.")
     parser.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    reason = numeric.uncovered_reason()
+    problems = [reason] if reason else numeric.not_in_force()
+    if problems:
+        parser.exit(1, "Outputs are stored only under the book's numeric configuration, so that they "
+                       "reproduce on every machine; here " + "; ".join(problems) + ".\nRun `make outputs` "
+                       "(on Linux x86-64 with AVX2; README.md, \"Numeric configuration\").\n")
     for path in args.notebooks:
         nb, seconds = execute(path)
         nbformat.write(nb, path)
