@@ -127,6 +127,15 @@ def test_make_bench_recorded_the_headline_at_seeds_0_1_2(docname):
     assert by_seed[str(stored_seed(path))] == headline
 
 
+@pytest.mark.parametrize("docname", TOC_CHAPTERS)
+def test_no_recorded_headline_beats_the_oracle(docname):
+    """At every seed make bench ran, neither the baseline nor the final system passes the ceiling."""
+    for seed, h in bench_records(ROOT)[docname.split("/")[-1]].get("headline_by_seed", {}).items():
+        better = 1 if h["oracle"] > h["baseline"] else -1  # -1: lower is better (log loss)
+        assert better * (h["oracle"] - h["model"]) >= 0, f"seed {seed}: the final system beats the oracle: {h}"
+        assert h["lift_share"] <= 1
+
+
 def test_seed_spread_reads_the_recorded_lift_shares():
     record = {"headline_by_seed": {"10": {"lift_share": 0.61}, "2": {"lift_share": 0.534}, "1": {"lift_share": 0.57}}}
     assert seed_spread(record) == "53\u2060\u2013\u206061%"
