@@ -35,6 +35,7 @@ __all__ = [
     # classification
     "precision", "recall", "f1", "roc_auc", "average_precision", "log_loss",
     "normalized_cross_entropy", "calibration_curve", "expected_calibration_error",
+    "calibration_intercept_slope",
     # ranking and retrieval
     "precision_at_k", "recall_at_k", "hit_rate_at_k", "reciprocal_rank",
     "average_precision_at_k", "ndcg_at_k", "mean_over_users",
@@ -231,18 +232,22 @@ def normalized_cross_entropy(y_true, y_prob) -> float:
     return float(loss / -(p * np.log(p) + (1 - p) * np.log1p(-p)))
 
 
-def calibration_curve(y_true, y_prob, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration_curve(y_true, y_prob, n_bins: int = 10, strategy: str = "uniform",
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reliability diagram data: mean predicted probability vs fraction of positives, per bin.
 
-    [0, 1] is cut into ``n_bins`` equal-width bins; bin b holds the probabilities in
-    (b/n_bins, (b+1)/n_bins], the first bin also 0. For every **non-empty** bin, in bin order:
+    With ``strategy="uniform"``, [0, 1] is cut into ``n_bins`` equal-width bins; bin b holds the
+    probabilities in (b/n_bins, (b+1)/n_bins], the first bin also 0. With ``"quantile"`` the
+    edges are the quantiles of ``y_prob``, so that the bins hold about equally many examples:
+    the choice when predictions crowd near 0 (click-through rates), where equal-width bins put
+    almost everything in the first. For every **non-empty** bin, in bin order:
 
     - ``mean_predicted[b]``: the mean of the probabilities in the bin,
     - ``fraction_positive[b]``: the share of positive labels in the bin,
     - ``count[b]``: the number of examples in the bin.
 
     A calibrated model has ``fraction_positive ~ mean_predicted``. The first two arrays equal
-    scikit-learn's ``calibration_curve(y_true, y_prob, n_bins=n_bins, strategy="uniform")``,
+    scikit-learn's ``calibration_curve(y_true, y_prob, n_bins=n_bins, strategy=strategy)``,
     which returns them in the other order (fraction of positives first).
 
     References: DeGroot & Fienberg (1983), "The comparison and evaluation of forecasters",
@@ -251,7 +256,11 @@ def calibration_curve(y_true, y_prob, n_bins: int = 10) -> tuple[np.ndarray, np.
     """
     y_true, y_prob = _pair(y_true, y_prob, "y_prob", check=_probabilities)
     n_bins = check_int("n_bins", n_bins, minimum=1)
-    inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    strategy = _choice("strategy", strategy, ("uniform", "quantile"))
+    if strategy == "uniform":
+        inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    else:
+        inner_edges = np.percentile(y_prob, np.linspace(0, 1, n_bins + 1) * 100)[1:-1]  # as scikit-learn
     bins = np.searchsorted(inner_edges, y_prob)  # side="left": a value on an edge goes to the lower bin
     count = np.bincount(bins, minlength=n_bins)
     prob_sum = np.bincount(bins, weights=y_prob, minlength=n_bins)
@@ -260,21 +269,51 @@ def calibration_curve(y_true, y_prob, n_bins: int = 10) -> tuple[np.ndarray, np.
     return prob_sum[kept] / count[kept], pos_sum[kept] / count[kept], count[kept]
 
 
-def expected_calibration_error(y_true, y_prob, n_bins: int = 10) -> float:
-    """Expected calibration error (ECE) over ``n_bins`` equal-width bins of [0, 1]::
+def expected_calibration_error(y_true, y_prob, n_bins: int = 10, strategy: str = "uniform") -> float:
+    """Expected calibration error (ECE) over ``n_bins`` bins (equal-width, or equal-mass with
+    ``strategy="quantile"``)::
 
         ECE = sum_{non-empty bins b} (n_b / N) |fraction positive_b - mean predicted_b|
 
     with the bins of :func:`calibration_curve`. Range [0, 1]; 0 means the reliability diagram
-    lies on the diagonal. It depends on ``n_bins``, and even a calibrated model has a small
-    positive ECE on finite data (sampling noise within each bin).
+    lies on the diagonal. It depends on ``n_bins`` and the binning, and even a calibrated model
+    has a small positive ECE on finite data (sampling noise within each bin).
 
     References: Naeini, Cooper & Hauskrecht (2015), "Obtaining well calibrated probabilities
     using Bayesian binning", *AAAI*; Guo et al. (2017), "On calibration of modern neural
     networks", *ICML*.
     """
-    mean_predicted, fraction_positive, count = calibration_curve(y_true, y_prob, n_bins)
+    mean_predicted, fraction_positive, count = calibration_curve(y_true, y_prob, n_bins, strategy)
     return float(np.sum(count / count.sum() * np.abs(fraction_positive - mean_predicted)))
+
+
+def calibration_intercept_slope(y_true, y_prob) -> tuple[float, float]:
+    """Calibration intercept and slope: the logistic recalibration ``y ~ a + b logit(p)``.
+
+    Fits ``P(y = 1) = sigmoid(a + b * logit(p))`` by maximum likelihood (statsmodels' ``Logit``)
+    and returns ``(a, b)``. A calibrated model has ``a = 0, b = 1``; ``b < 1`` means
+    predictions too extreme (overconfident: too high where high, too low where low), ``b > 1``
+    too timid, and ``a`` shifts them all up or down. Unlike the ECE it needs no bins.
+
+    References: Cox (1958), "Two further applications of a model for binary regression",
+    *Biometrika* 45; Van Calster et al. (2019), "Calibration: the Achilles heel of predictive
+    analytics", *BMC Medicine* 17.
+
+    Raises
+    ------
+    ValueError
+        If a probability is 0 or 1 (its logit is infinite) or ``y_true`` has only one class.
+    """
+    import statsmodels.api as sm  # imported here: slow to load, and only this function needs it
+
+    y_true, y_prob = _pair(y_true, y_prob, "y_prob", check=_probabilities)
+    _first_bad("y_prob", y_prob, (y_prob <= 0) | (y_prob >= 1), "be strictly between 0 and 1 (its logit is used)")
+    if y_true.min() == y_true.max():
+        raise ValueError("calibration intercept and slope are undefined when y_true has only one class")
+    logit = np.log(y_prob) - np.log1p(-y_prob)
+    fit = sm.Logit(y_true, sm.add_constant(logit, has_constant="add")).fit(disp=0)
+    intercept, slope = fit.params
+    return float(intercept), float(slope)
 
 
 # --------------------------------------------------------------------------- ranking

@@ -9,6 +9,7 @@ from mlsd.metrics import (
     average_precision,
     average_precision_at_k,
     calibration_curve,
+    calibration_intercept_slope,
     detection_average_precision,
     expected_calibration_error,
     f1,
@@ -119,6 +120,57 @@ def test_calibration_curve_matches_sklearn_uniform_bins():
         assert counts.sum() == len(y) and (counts > 0).all()
         count += 1
     assert count == N_CASES
+
+
+def test_calibration_curve_matches_sklearn_quantile_bins():
+    count = 0
+    for rng, y in _cases(14):
+        p = _probabilities(rng, y)
+        n_bins = int(rng.integers(1, 21))
+        mean_predicted, fraction_positive, counts = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+        sk_fraction, sk_mean = sk_calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+        np.testing.assert_allclose(mean_predicted, sk_mean, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(fraction_positive, sk_fraction, rtol=0, atol=1e-9)
+        assert counts.sum() == len(y)
+        count += 1
+    assert count == N_CASES
+
+
+def test_quantile_bins_hold_equal_mass_where_predictions_crowd_near_zero():
+    rng = np.random.default_rng(11)
+    p = rng.beta(0.5, 30, 100_000)  # click-through rates: almost all below 0.1
+    y = (rng.random(len(p)) < p).astype(int)
+    _, _, uniform = calibration_curve(y, p, n_bins=10)
+    _, _, quantile = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    assert uniform[0] > 0.95 * len(p)  # one bin holds nearly everything
+    assert quantile.min() >= 0.099 * len(p) and quantile.max() <= 0.101 * len(p)
+    assert expected_calibration_error(y, p, strategy="quantile") < 0.005
+    assert expected_calibration_error(y, 2 * p, strategy="quantile") > expected_calibration_error(y, 2 * p) > 0
+
+
+def test_calibration_intercept_and_slope_recover_a_known_miscalibration():
+    rng = np.random.default_rng(12)
+    p = 1 / (1 + np.exp(-rng.normal(-1, 1.5, 200_000)))
+    logit = np.log(p / (1 - p))
+    for a, b in ((0.0, 1.0), (0.5, 0.6), (-0.3, 1.4)):  # truth: P(y) = sigmoid(a + b logit(p))
+        y = (rng.random(len(p)) < 1 / (1 + np.exp(-(a + b * logit)))).astype(int)
+        intercept, slope = calibration_intercept_slope(y, p)
+        assert intercept == pytest.approx(a, abs=0.03) and slope == pytest.approx(b, abs=0.03)
+
+
+@pytest.mark.parametrize("y, p, match", [
+    ([0, 1, 1], [0.2, 1.0, 0.7], "strictly between 0 and 1"),
+    ([1, 1, 1], [0.2, 0.5, 0.7], "only one class"),
+    ([0, 1], [0.2, 0.5, 0.7], "different lengths"),
+])
+def test_calibration_intercept_and_slope_refuse_bad_input(y, p, match):
+    with pytest.raises(ValueError, match=match):
+        calibration_intercept_slope(y, p)
+
+
+def test_calibration_curve_refuses_an_unknown_strategy():
+    with pytest.raises(ValueError, match="strategy"):
+        calibration_curve([0, 1], [0.2, 0.7], strategy="kmeans")
 
 
 def test_ndcg_linear_gain_matches_sklearn():
