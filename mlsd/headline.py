@@ -11,6 +11,13 @@ The **share of achievable lift** is how much of the gap between the baseline and
 
 It is 0 for a model no better than the baseline and 1 for one as good as the oracle. The same
 formula holds for metrics where lower is better (log loss): both differences change sign.
+
+The headline contract (``case_studies.md``) is what makes shares comparable between chapters;
+:func:`glue_headline` checks what it can when the notebook runs, the tests the rest:
+
+- the oracle is a true ceiling: nothing in ``systems`` beats it, at seeds 0, 1 and 2;
+- the baseline is the strongest simple baseline on validation (``baselines_on_validation``);
+- the model's score and the lift share carry 95 % paired bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import numpy as np
 
 from mlsd._checks import check_finite, check_finite_array, check_int
 
-__all__ = ["HEADLINE_NAMES", "lift_share", "headline_intervals", "glue_headline", "read_headline"]
+__all__ = ["HEADLINE_NAMES", "OPTIONAL_HEADLINE_NAMES", "lift_share", "headline_intervals", "glue_headline",
+           "headline_numbers", "read_headline"]
 
 #: glue name -> meaning
 HEADLINE_NAMES = {
@@ -35,7 +43,16 @@ HEADLINE_NAMES = {
     "headline_model": "the chapter's final system's score on the test split",
     "headline_oracle": "the oracle's score (from the hidden truth) on the test split",
     "headline_lift_share": "(model - baseline) / (oracle - baseline)",
+    "headline_model_interval": "95 % paired bootstrap interval (low, high) for the model's score",
+    "headline_lift_share_interval": "95 % paired bootstrap interval (low, high) for the lift share",
+    "headline_unit": "what the bootstrap resampled, e.g. '800 test users'",
+    "headline_systems": "{system: test score} for every system the chapter scores on the metric",
+    "headline_baselines_on_validation": "{simple baseline: validation score}; the baseline is the best",
 }
+
+#: glued only where it applies: the score of a predictor that also knows the noise no feature
+#: reveals (where the oracle is the posterior given the observable features)
+OPTIONAL_HEADLINE_NAMES = {"headline_clairvoyant": "the clairvoyant's score, beside the oracle"}
 
 _GLUE_PREFIX = "application/papermill.record/"
 
@@ -54,67 +71,127 @@ def lift_share(baseline: float, model: float, oracle: float) -> float:
     return (model - baseline) / (oracle - baseline)
 
 
-def headline_intervals(baseline, model, oracle, *, seed: int, level: float = 0.95,
-                       n_resamples: int = 2000) -> dict:
+def headline_intervals(baseline, model, oracle, *, seed: int, labels=None, metric=None,
+                       level: float = 0.95, n_resamples: int = 2000) -> dict:
     """Paired bootstrap intervals for the model's score and the lift share.
 
     ``baseline``, ``model`` and ``oracle`` hold one value per unit of the test set (a user, a
-    query, an impression), for the same units in the same order, such that each system's score
-    is their mean: a user's average precision for MAP, an impression's log loss for the mean log
-    loss. The units are resampled with replacement *together* (paired), so that a unit that is
-    hard for every system moves all three scores at once and the lift share's interval reflects
-    only how the systems differ. Returns percentile intervals at ``level``::
+    query, an impression), for the same units in the same order. Without ``metric``, each
+    system's score is the mean of its values: a user's average precision for MAP, an
+    impression's log loss for the mean log loss. With ``metric`` (a function
+    ``metric(labels, values) -> float`` such as ROC-AUC, which is no mean over units), the values
+    are each system's predictions and ``labels`` the units' outcomes.
+
+    The units are resampled with replacement *together* (paired), so that a unit that is hard
+    for every system moves all three scores at once and the lift share's interval reflects only
+    how the systems differ. Returns percentile intervals at ``level``::
 
         {"model": (low, high), "lift_share": (low, high)}
-
-    Metrics that are no mean over units (ROC-AUC) need their own resampling.
 
     Raises
     ------
     ValueError
-        If the arrays are not 1-D, finite, of one length with at least two units, if ``level`` is
-        not in (0, 1), or if the oracle's mean equals the baseline's (no lift to share).
+        If the arrays are not 1-D, finite, of one length with at least two units, if ``labels``
+        and ``metric`` are not given together, if ``level`` is not in (0, 1), or if the
+        oracle's score equals the baseline's (no lift to share).
     """
     from scipy import stats
 
     from mlsd.seeding import make_rng
 
     values = [check_finite_array(name, v) for name, v in (("baseline", baseline), ("model", model), ("oracle", oracle))]
+    if (labels is None) != (metric is None):
+        raise ValueError("give labels and metric together (metric(labels, values) scores a system), or neither")
+    if labels is not None:
+        values.append(check_finite_array("labels", labels))
     if len({len(v) for v in values}) != 1:
-        raise ValueError(f"baseline, model and oracle must hold the same units, got lengths {[len(v) for v in values]}")
+        raise ValueError(f"baseline, model, oracle (and labels) must hold the same units, got lengths {[len(v) for v in values]}")
     if len(values[0]) < 2:
         raise ValueError("a bootstrap needs at least two units")
     level = check_finite("level", level)
     if not 0 < level < 1:
         raise ValueError(f"level must be strictly between 0 and 1, got {level}")
     n_resamples = check_int("n_resamples", n_resamples, minimum=100)
-    lift_share(*(float(v.mean()) for v in values))  # raises if there is no lift to share
+    options = dict(paired=True, n_resamples=n_resamples, confidence_level=level, method="percentile")
+    if metric is None:
+        lift_share(*(float(v.mean()) for v in values))  # raises if there is no lift to share
 
-    def share(b, m, o, axis=-1):
-        b, m, o = (x.mean(axis=axis) for x in (b, m, o))
-        return (m - b) / (o - b)
+        def share(b, m, o, axis=-1):
+            b, m, o = (x.mean(axis=axis) for x in (b, m, o))
+            return (m - b) / (o - b)
 
-    options = dict(paired=True, vectorized=True, n_resamples=n_resamples, confidence_level=level,
-                   method="percentile", batch=100)
-    model_ci = stats.bootstrap((values[1],), np.mean, rng=make_rng(seed, "model"), **options).confidence_interval
+        options |= dict(vectorized=True, batch=100)
+        model_score = np.mean
+    else:
+        lift_share(*(float(metric(values[3], v)) for v in values[:3]))
+
+        def share(b, m, o, y):
+            return lift_share(*(float(metric(y, v)) for v in (b, m, o)))
+
+        def model_score(m, y):
+            return float(metric(y, m))
+
+        options |= dict(vectorized=False)
+    model_samples = (values[1],) if metric is None else (values[1], values[3])
+    model_ci = stats.bootstrap(model_samples, model_score, rng=make_rng(seed, "model"), **options).confidence_interval
     share_ci = stats.bootstrap(tuple(values), share, rng=make_rng(seed, "lift share"), **options).confidence_interval
     return {"model": (float(model_ci.low), float(model_ci.high)),
             "lift_share": (float(share_ci.low), float(share_ci.high))}
 
 
-def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, task: str, baseline_name: str) -> float:
+def _scores(name: str, scores) -> dict:
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError(f"{name} must be a non-empty dict {{system name: score}}, got {scores!r}")
+    for key in scores:
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"{name}: every system needs a name, got {key!r}")
+    return {key: check_finite(f"{name}[{key!r}]", value) for key, value in scores.items()}
+
+
+def _interval(name: str, interval, point: float) -> tuple:
+    if not isinstance(interval, (tuple, list)) or len(interval) != 2:
+        raise ValueError(f"{name} must be a (low, high) pair, got {interval!r}")
+    low, high = (check_finite(name, v) for v in interval)
+    if not low <= point <= high:
+        raise ValueError(f"{name} {(low, high)} does not contain the point estimate {point}")
+    return (low, high)
+
+
+def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, task: str, baseline_name: str,
+                  intervals: dict, unit: str, systems: dict, baselines_on_validation: dict,
+                  clairvoyant: float | None = None) -> float:
     """Glue the chapter's headline result under the agreed names; return the lift share.
 
     ``task`` says what is predicted or ranked ("rank ten videos for a user's home feed") and
-    ``baseline_name`` what the baseline is ("most popular"); the scoreboard shows both. Values are
-    glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
+    ``baseline_name`` what the baseline is ("most popular"); the scoreboard shows both.
+    ``intervals`` is :func:`headline_intervals`' answer and ``unit`` what it resampled ("800
+    test users"). ``systems`` holds the test score of every system the chapter evaluates on the
+    headline metric (the tests check that none beats the oracle), and
+    ``baselines_on_validation`` the validation score of each simple baseline the chapter shows:
+    ``baseline_name`` must be the strongest of them. ``clairvoyant`` is the score of a
+    predictor that also knows the noise no feature reveals, where the oracle is a posterior.
+    Values are glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
+
+    Raises
+    ------
+    ValueError
+        If a name is empty, a score not finite, an interval does not contain its point
+        estimate, or ``baseline_name`` is not the strongest baseline on validation.
     """
     from myst_nb import glue  # imported here: only notebooks need it
 
-    for name, text in (("metric", metric), ("task", task), ("baseline_name", baseline_name)):
+    for name, text in (("metric", metric), ("task", task), ("baseline_name", baseline_name), ("unit", unit)):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{name} must be a non-empty string, got {text!r}")
     share = lift_share(baseline, model, oracle)
+    if not isinstance(intervals, dict) or set(intervals) != {"model", "lift_share"}:
+        raise ValueError(f"intervals must be headline_intervals' answer, {{'model': ..., 'lift_share': ...}}, got {intervals!r}")
+    better = 1.0 if oracle > baseline else -1.0  # -1: lower is better (log loss)
+    on_validation = _scores("baselines_on_validation", baselines_on_validation)
+    strongest = max(on_validation, key=lambda name: better * on_validation[name])
+    if baseline_name not in on_validation or better * (on_validation[strongest] - on_validation[baseline_name]) > 0:
+        raise ValueError(f"the baseline must be the strongest simple baseline on validation: {strongest!r} "
+                         f"scores {on_validation[strongest]}, {baseline_name!r} {on_validation.get(baseline_name)}")
     values = {
         "headline_task": task,
         "headline_metric": metric,
@@ -123,10 +200,29 @@ def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, 
         "headline_model": float(model),
         "headline_oracle": float(oracle),
         "headline_lift_share": share,
+        "headline_model_interval": _interval("intervals['model']", intervals["model"], float(model)),
+        "headline_lift_share_interval": _interval("intervals['lift_share']", intervals["lift_share"], share),
+        "headline_unit": unit,
+        "headline_systems": _scores("systems", systems),
+        "headline_baselines_on_validation": on_validation,
     }
+    if clairvoyant is not None:
+        values["headline_clairvoyant"] = check_finite("clairvoyant", clairvoyant)
     for name, value in values.items():
         glue(name, value, display=False)
     return share
+
+
+def headline_numbers(headline: dict) -> dict:
+    """The numbers of a glued headline, as ``make bench`` records them in JSON: names without
+    ``headline_``, intervals as ``[low, high]`` lists."""
+    numbers = {}
+    for name, value in headline.items():
+        if isinstance(value, (float, dict)):
+            numbers[name.removeprefix("headline_")] = value
+        elif isinstance(value, tuple):
+            numbers[name.removeprefix("headline_")] = list(value)
+    return numbers
 
 
 def read_headline(notebook: str | Path | dict) -> dict:
@@ -140,7 +236,7 @@ def read_headline(notebook: str | Path | dict) -> dict:
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name not in HEADLINE_NAMES:
+            if name not in HEADLINE_NAMES and name not in OPTIONAL_HEADLINE_NAMES:
                 continue
             data = output.get("data", {})
             text = data.get(_GLUE_PREFIX + "text/plain", data.get("text/plain"))

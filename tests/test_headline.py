@@ -1,3 +1,4 @@
+import json
 import math
 
 import nbformat
@@ -5,7 +6,9 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from mlsd.headline import HEADLINE_NAMES, glue_headline, headline_intervals, lift_share, read_headline
+from mlsd.headline import (HEADLINE_NAMES, glue_headline, headline_intervals, headline_numbers, lift_share,
+                           read_headline)
+from mlsd.metrics import roc_auc
 
 
 @pytest.mark.parametrize(
@@ -36,30 +39,62 @@ def test_lift_share_rejects_bad_input(args, message):
         lift_share(*args)
 
 
+GOOD = dict(task="rank videos", baseline_name="trending", intervals={"model": (0.15, 0.25), "lift_share": (0.3, 0.7)},
+            unit="800 test users", systems={"most popular": 0.05, "trending": 0.1, "final system": 0.2},
+            baselines_on_validation={"most popular": 0.04, "trending": 0.09})
+
+
 @pytest.mark.parametrize(
-    "metric, task, baseline_name, message",
+    "changes, message",
     [
-        (" ", "rank videos", "most popular", "metric must be a non-empty string"),
-        ("MAP@10", "", "most popular", "task must be a non-empty string"),
-        ("MAP@10", "rank videos", None, "baseline_name must be a non-empty string"),
+        (dict(metric=" "), "metric must be a non-empty string"),
+        (dict(task=""), "task must be a non-empty string"),
+        (dict(baseline_name=None), "baseline_name must be a non-empty string"),
+        (dict(unit=""), "unit must be a non-empty string"),
+        (dict(intervals=(0.15, 0.25)), "intervals must be headline_intervals' answer"),
+        (dict(intervals={"model": (0.21, 0.25), "lift_share": (0.3, 0.7)}), "does not contain the point estimate 0.2"),
+        (dict(intervals={"model": (0.15, 0.25), "lift_share": (0.3,)}), "must be a \\(low, high\\) pair"),
+        (dict(systems={}), "systems must be a non-empty dict"),
+        (dict(systems={"a": float("nan")}), "systems\\['a'\\] must be a finite number"),
+        (dict(baselines_on_validation={"most popular": 0.1, "trending": 0.09}),
+         "the baseline must be the strongest simple baseline on validation: 'most popular'"),
+        (dict(baselines_on_validation={"most popular": 0.1}), "'trending' None"),
+        (dict(clairvoyant=math.inf), "clairvoyant must be a finite number"),
     ],
 )
-def test_glue_headline_rejects_empty_names(metric, task, baseline_name, message):
+def test_glue_headline_rejects_what_breaks_the_contract(changes, message):
+    args = dict(metric="MAP@10", baseline=0.1, model=0.2, oracle=0.3) | GOOD | changes
     with pytest.raises(ValueError, match=message):
-        glue_headline(metric, 0.5, 0.6, 0.9, task=task, baseline_name=baseline_name)
+        glue_headline(**args)
+
+
+def test_the_strongest_baseline_is_the_lowest_where_lower_is_better():
+    """Log loss: the oracle is below the baseline, so the strongest baseline is the lowest."""
+    args = GOOD | dict(intervals={"model": (0.25, 0.27), "lift_share": (0.3, 0.7)},
+                       baselines_on_validation={"trending": 0.31, "most popular": 0.29})
+    with pytest.raises(ValueError, match="'most popular' scores 0.29"):
+        glue_headline("log loss", 0.3, 0.26, 0.2, **args)
 
 
 def test_glued_headline_reads_back_from_an_executed_notebook():
+    call = (f"glue_headline('MAP@10', 0.1, 0.2, 0.3, clairvoyant=0.35, **{GOOD!r})")
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("from mlsd.headline import glue_headline\n_ = glue_headline('MAP@10', 0.1, 0.2, 0.3, task='rank videos', baseline_name='most popular')"),
+        nbformat.v4.new_code_cell(f"from mlsd.headline import glue_headline\n_ = {call}"),
     ])
     NotebookClient(nb, kernel_name="python3", timeout=60).execute()
     headline = read_headline(nb)
-    assert set(headline) == set(HEADLINE_NAMES)
+    assert set(headline) == set(HEADLINE_NAMES) | {"headline_clairvoyant"}
     assert headline["headline_metric"] == "MAP@10"
-    assert headline["headline_task"] == "rank videos" and headline["headline_baseline_name"] == "most popular"
+    assert headline["headline_task"] == "rank videos" and headline["headline_baseline_name"] == "trending"
     assert math.isclose(headline["headline_lift_share"], 0.5)
+    assert headline["headline_model_interval"] == (0.15, 0.25)
+    assert headline["headline_systems"] == GOOD["systems"]
+    assert headline["headline_clairvoyant"] == 0.35
     assert read_headline(nbformat.v4.new_notebook()) == {}
+    numbers = headline_numbers(headline)
+    assert numbers["lift_share_interval"] == [0.3, 0.7] and numbers["oracle"] == 0.3
+    assert "task" not in numbers and "unit" not in numbers
+    assert json.loads(json.dumps(numbers)) == numbers  # what make bench stores reads back equal
 
 
 # --- paired bootstrap intervals ---------------------------------------------------------------------
@@ -117,3 +152,21 @@ def test_intervals_refuse_bad_input(kwargs, error, match):
     args = dict(baseline=[0.3, 0.2, 0.4], model=[0.5, 0.4, 0.6], oracle=[0.8, 0.7, 0.9], seed=0) | kwargs
     with pytest.raises(error, match=match):
         headline_intervals(**args)
+
+
+def test_intervals_for_a_metric_that_is_no_mean_resample_predictions_with_their_labels():
+    """ROC-AUC: the bootstrap resamples (label, predictions) rows together."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(1500) < 0.3).astype(float)
+    base, model, oracle = (y * shift + rng.normal(0, 1, len(y)) for shift in (0.2, 0.8, 1.6))
+    out = headline_intervals(base, model, oracle, seed=0, labels=y, metric=roc_auc, n_resamples=300)
+    low, high = out["model"]
+    assert low < roc_auc(y, model) < high
+    # the Hanley-McNeil standard error of an AUC near 0.72 with 450 positives and 1050 negatives
+    assert math.isclose((high - low) / (2 * 1.96), 0.0145, rel_tol=0.25)
+    share = lift_share(roc_auc(y, base), roc_auc(y, model), roc_auc(y, oracle))
+    assert out["lift_share"][0] < share < out["lift_share"][1]
+    with pytest.raises(ValueError, match="give labels and metric together"):
+        headline_intervals(base, model, oracle, seed=0, labels=y)
+    with pytest.raises(ValueError, match="the same units"):
+        headline_intervals(base, model, oracle, seed=0, labels=y[:-1], metric=roc_auc)
