@@ -113,6 +113,12 @@ def seed_spread(record: dict | None) -> str:
     return f"{100 * min(shares):.0f}\u2060\u2013\u2060{max(shares):.0%}"  # word joiners: one line
 
 
+def share_interval(headline: dict) -> str:
+    """'41–55%': the 95 % bootstrap interval of the lift share a chapter glued."""
+    low, high = headline["headline_lift_share_interval"]
+    return f"{100 * low:.0f}\u2060\u2013\u2060{high:.0%}"
+
+
 def seeds_measured(records: list[dict]) -> str:
     """'0, 1 and 2': the seeds of every recorded headline."""
     seeds = sorted({int(s) for r in records for s in r.get("headline_by_seed", {})})
@@ -164,8 +170,8 @@ class Scoreboard(_MarkdownDirective):
         bench = bench_records(root)
         rows = [
             "| chapter: task (baseline) | metric | baseline | final system | oracle | lift share "
-            "| lift share across seeds | run time, memory |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| 95 % interval | lift share across seeds | run time, memory |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         measured = []
         for docname in toc_chapters(root):
@@ -179,7 +185,7 @@ class Scoreboard(_MarkdownDirective):
                 measured.append(bench[path.stem])
             cost = run_time(bench.get(path.stem))
             if not h:
-                rows.append(f"| {{doc}}`{name} </{docname}>`: one step of the framework, no headline | | | | | | | {cost} |")
+                rows.append(f"| {{doc}}`{name} </{docname}>`: one step of the framework, no headline | | | | | | | | {cost} |")
                 continue
             if missing := sorted(set(HEADLINE_NAMES) - set(h)):
                 raise self.error(f"{path.name} glued only part of its headline (no {', '.join(missing)}): "
@@ -187,9 +193,12 @@ class Scoreboard(_MarkdownDirective):
             rows.append(
                 f"| {{doc}}`{name} </{docname}>`: {_cell(h['headline_task'])} ({_cell(h['headline_baseline_name'])}) "
                 f"| {_cell(h['headline_metric'])} | {h['headline_baseline']!r} | {h['headline_model']!r} "
-                f"| {h['headline_oracle']!r} | {h['headline_lift_share']:.0%} | {seed_spread(bench.get(path.stem))} | {cost} |"
+                f"| {h['headline_oracle']!r} | {h['headline_lift_share']:.0%} | {share_interval(h)} "
+                f"| {seed_spread(bench.get(path.stem))} | {cost} |"
             )
-        note = (f"Lift share across seeds: the lowest and highest at seeds {seeds_measured(measured)}. "
+        note = (f"95 % interval: a paired bootstrap over the chapter's test units (users, queries, "
+                f"impressions) at the stored seed. "
+                f"Lift share across seeds: the lowest and highest at seeds {seeds_measured(measured)}. "
                 f"Run time and peak memory: `make bench` on {measured_on(measured)} (stored in `{BENCH}`)."
                 if measured else "")
         return self.parse_markdown("\n".join(rows) + "\n\n" + note)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from notebooks import execute  # noqa: E402
 
-from mlsd.headline import read_headline  # noqa: E402
+from mlsd.headline import headline_numbers, read_headline  # noqa: E402
 
 BUDGET_SECONDS, BUDGET_MB = 60, 1536
 RECORD = Path(__file__).resolve().parents[1] / "chapters" / "bench.json"
@@ -79,8 +79,7 @@ def record(path: Path, seconds: float, peak_mb: float, headlines: dict[int, dict
     }
     if headlines:  # the numbers only: the names are the chapter's
         runs[path.stem]["headline_by_seed"] = {
-            str(seed): {k.removeprefix("headline_"): v for k, v in h.items() if isinstance(v, float)}
-            for seed, h in sorted(headlines.items())}
+            str(seed): headline_numbers(h) for seed, h in sorted(headlines.items())}
     RECORD.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
 
 
