@@ -211,6 +211,31 @@ def test_the_terms_add_up_to_the_log_odds_and_every_term_but_the_noise_is_observ
     assert j.loc[interested, "clicked"].mean() > 1.5 * j.loc[~interested, "clicked"].mean()
 
 
+def test_the_posterior_integrates_out_the_noise_and_depends_only_on_observed_columns():
+    log = tables()["impressions"].iloc[::997]
+    terms = ad.log_odds_terms(world(), log)
+    logit = K["base_logit"] + terms.drop(columns="noise").sum(axis=1).to_numpy()
+    z = np.random.default_rng(0).standard_normal(200_000)
+    draws = 1 / (1 + np.exp(-(logit[:, None] + K["impression_noise_sd"] * z[None, :])))  # Monte Carlo
+    posterior = ad.posterior_probability(world(), log)
+    se = draws.std(axis=1) / np.sqrt(len(z))
+    assert (np.abs(posterior - draws.mean(axis=1)) < 4 * se + 1e-12).all()
+    np.testing.assert_allclose(ad.posterior_probability(world(), log, n_nodes=20), posterior, rtol=1e-10)
+    # Jensen: averaging over the noise pulls a rare click's probability up, above sigmoid(logit)
+    assert (posterior > 1 / (1 + np.exp(-logit))).all()
+    moved = log.assign(second=(log["second"] // 3600) * 3600 + (log["second"] + 1) % 3600)
+    np.testing.assert_array_equal(ad.posterior_probability(world(), moved), posterior)
+    with pytest.raises(ValueError, match="n_nodes must be >= 2"):
+        ad.posterior_probability(world(), log, n_nodes=1)
+
+
+def test_country_by_category_is_a_cross_of_the_truth():
+    effects = world().hidden["effects"]
+    cells = effects[effects["term"] == "country_category"]
+    assert len(cells) == len(ad.COUNTRIES) * len(ad.CATEGORIES)
+    assert abs(cells["logit"].std() - K["country_category_sd"]) < 0.1
+
+
 def test_true_probability_answers_counterfactuals_and_checks_its_arguments():
     log = tables()["impressions"].head(100)
     sidebar = ad.true_probability(world(), log.assign(device="desktop", placement="sidebar"))
@@ -264,14 +289,15 @@ def test_the_oracle_leaves_room_to_learn(seed):
     room = ad.room_to_learn(world(seed))
     assert room["n_train"] > 2 * room["n_test"] > 0
     assert 0.8 < room["oracle_nce"] < 0.97
-    assert room["oracle_log_loss"] < room["constant_log_loss"] <= room["base_log_loss"] + 1e-12
+    assert room["oracle_log_loss"] < room["posterior_log_loss"] < room["constant_log_loss"] <= room["base_log_loss"] + 1e-12
+    assert 0.8 < room["achievable"] / room["room"] < 0.97, "the noise puts a tenth or so of the room out of reach"
     with pytest.raises(ValueError, match="cutoff must leave days on both sides"):
         ad.room_to_learn(world(seed), cutoff=0)
 
 
 def test_the_datasheet_states_the_measured_numbers_and_the_knobs():
     room, sheet, log = ad.room_to_learn(world()), world().datasheet(), tables()["impressions"]
-    for number in (room["base_log_loss"], room["oracle_log_loss"], room["room"]):
+    for number in (room["base_log_loss"], room["oracle_log_loss"], room["room"], room["posterior_log_loss"], room["achievable"]):
         assert f"{number:.5f}" in sheet
     assert f"{room['oracle_nce']:.3f}" in sheet
     assert f"The click-through rate is {log['clicked'].mean():.2%} overall" in sheet

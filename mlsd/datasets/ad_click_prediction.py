@@ -9,6 +9,7 @@ which every term but the last is a function of observed columns::
     logit p = base + trend x weeks + day of week
               + age band + country + device + placement + category + format   (main effects)
               + interest x category + age band x category + hour x device       (feature crosses)
+              + country x category                                    (a cross few would try first)
               + advertiser + campaign + creative                                (per-id effects)
               + impression noise                                                (nobody can learn)
 
@@ -20,7 +21,9 @@ week (ad fatigue).
 
 The hidden tables hold what is needed to recompute ``p`` **exactly** for any impression, observed
 or not: :func:`true_probability`. The noise term is a deterministic hash of the impression's
-user, creative, day and second and a stored salt, so it needs no storage.
+user, creative, day and second and a stored salt, so it needs no storage. No feature reveals it,
+so the best any model can do is :func:`posterior_probability`, ``p`` with the noise integrated
+out: the oracle of a model's headline.
 
 :func:`stream` continues the world after the stored four weeks with the same users, advertisers
 and truth (the drifts go on) and can inject more; :func:`room_to_learn` is the evaluation
@@ -126,6 +129,7 @@ KNOBS = {
     "interest_category_sd": 0.15,
     "age_category_sd": 0.25,
     "hour_device_amplitude": 0.25,
+    "country_category_sd": 0.3,
     "advertiser_sd": 0.3,
     "campaign_sd": 0.2,
     "creative_sd": 0.25,
@@ -177,6 +181,7 @@ WHY = {
     "interest_category_sd": "weaker affinities between every interest and every category",
     "age_category_sd": "age changes what is interesting (gaming for the young, finance for the older)",
     "hour_device_amplitude": "each device's click rate peaks at its own hour (desktop late morning, phone and tablet in the evening)",
+    "country_category_sd": "markets differ in what they buy (cars in one, beauty in another), as much as categories differ overall: a cross that is not among the obvious first ones (interest, age and hour crosses), so a model that tries only those misses it",
     "advertiser_sd": "advertisers differ in brand pull and landing pages",
     "campaign_sd": "campaigns of one advertiser differ less than advertisers do",
     "creative_sd": "creatives differ as much as advertisers: the id with the most levels and the fewest clicks each",
@@ -224,7 +229,8 @@ COLUMNS = {
 #: The terms of the log-odds, in the order :func:`log_odds_terms` returns them.
 TERMS = (
     "trend", "day_of_week", "age_band", "country", "device", "placement", "category", "format",
-    "interest_category", "age_category", "hour_device", "advertiser", "campaign", "creative", "noise",
+    "interest_category", "age_category", "hour_device", "country_category", "advertiser", "campaign", "creative",
+    "noise",
 )
 
 SUMMARY = """
@@ -236,13 +242,17 @@ four weeks of the log; each request has a context (local hour, device: {devices}
 the click took to arrive. Each impression has a hidden true click probability `p`:
 
 `logit p = base + trend x weeks + day of week + age band + country + device + placement + category
-+ format + interest x category + age band x category + hour x device + advertiser + campaign
-+ creative + impression noise`.
++ format + interest x category + age band x category + hour x device + country x category
++ advertiser + campaign + creative + impression noise`.
 
 Every term but the last is a function of observed columns: a model with the right features,
 crosses and id embeddings can learn them (the per-id effects only as far as each id has clicks).
 The noise is the part no model can learn; it has {noise_share:.0%} of the variance of the log-odds
-across the logged impressions.
+across the logged impressions. The best any model can do is therefore not `p` but the posterior
+click probability given the observed columns, `E[sigmoid(logit p)]` over the noise
+(`posterior_probability` in the module). Of the four crosses, three are the ones a practitioner
+tries first (interest, age band and hour crossed with what they obviously modulate); country x
+category is not, so that choosing crosses is a real question, answered on validation data.
 
 **Where the log-odds vary** (variance of each term across the logged impressions, and its share
 of the variance of the log-odds; the terms are nearly independent, so the shares add up to
@@ -276,19 +286,22 @@ impression's time plus its delay is before `t` (`labels_at` in the module).
 **Room to learn.** Protocol (`room_to_learn` in the module): train on days 0 to {last_train}
 ({n_train:,} impressions, CTR {train_ctr:.3%}), test on days {cutoff} to {last_day}
 ({n_test:,} impressions, CTR {test_ctr:.3%}). On the test week the log loss of the base-rate
-predictor (the training weeks' CTR for every impression) is {base_ll:.5f}; that of the oracle
-(the true `p`) is {oracle_ll:.5f}: a normalized cross-entropy (oracle / base rate) of
-{oracle_nce:.3f}, an achievable improvement of {room:.5f} per impression. The best constant in
+predictor (the training weeks' CTR for every impression) is {base_ll:.5f}; that of the
+clairvoyant (the true `p`, noise included) is {oracle_ll:.5f}: a normalized cross-entropy
+(clairvoyant / base rate) of {oracle_nce:.3f}, an improvement of {room:.5f} per impression. No
+model can see the noise: the oracle, the posterior given the observed columns, scores
+{posterior_ll:.5f}, an achievable improvement of {achievable:.5f}. The best constant in
 hindsight (the test week's own CTR) scores {const_ll:.5f}. A model's share of the achievable
-lift is (base-rate log loss - model log loss) / {room:.5f}.
+lift is (base-rate log loss - model log loss) / {achievable:.5f}.
 
-**Hidden truth.** `hidden/effects.csv.gz` holds every main effect and every cell of the three
+**Hidden truth.** `hidden/effects.csv.gz` holds every main effect and every cell of the four
 crosses; `hidden/creative_truth.csv.gz` the advertiser, campaign and creative effects of each
 creative; `hidden/salts.csv.gz` the key of the impression noise, a deterministic hash of the
 impression's user, creative, day and second. The intercept and the trend are the knobs
 `base_logit` and `ctr_trend_per_week`.
 `mlsd.datasets.ad_click_prediction.true_probability(world, impressions)` recomputes `p` exactly
-for any impressions, logged or not.
+for any impressions, logged or not, and `posterior_probability(world, impressions)` the
+oracle's prediction.
 
 **Known biases.** The log shows only what the serving chose: interest-targeted campaigns are
 seen almost only by matching users, so a campaign's click rate in the log is not its click rate
@@ -385,6 +398,7 @@ class _Truth:
     format: np.ndarray
     age_category: np.ndarray  # (n_age_bands, n_categories)
     hour_device: np.ndarray  # (24, n_devices)
+    country_category: np.ndarray  # (n_countries, n_categories)
     noise_salt: int
 
 
@@ -401,6 +415,7 @@ _CROSS_TERMS = {
     "interest_category": (INTERESTS, CATEGORIES),
     "age_category": (AGE_BANDS, CATEGORIES),
     "hour_device": (tuple(str(h) for h in range(24)), DEVICES),
+    "country_category": (COUNTRIES, CATEGORIES),
 }
 
 
@@ -467,6 +482,7 @@ def _truth_from_tables(world) -> _Truth:
         format=effects["format"],
         age_category=effects["age_category"],
         hour_device=effects["hour_device"],
+        country_category=effects["country_category"],
         noise_salt=int(tables["salts"]["impression_noise_salt"].iloc[0]),
     )
 
@@ -489,6 +505,7 @@ def _terms(truth: _Truth, day, second, user, creative, device, placement) -> dic
         "interest_category": truth.user_interest_category[user, cat],
         "age_category": truth.age_category[age, cat],
         "hour_device": truth.hour_device[second // 3600, device],
+        "country_category": truth.country_category[truth.user_country[user], cat],
         "advertiser": truth.advertiser_effect[creative],
         "campaign": truth.campaign_effect[creative],
         "creative": truth.creative_effect[creative],
@@ -547,11 +564,32 @@ def true_probability(world, impressions: pd.DataFrame) -> np.ndarray:
     ``device`` and ``placement``; any combination is allowed, logged or not (to ask what the
     click rate would have been had another ad been shown).
 
-    For the logged impressions this is exactly the ``p`` the clicks were drawn from. Use it for
-    the oracle only.
+    For the logged impressions this is exactly the ``p`` the clicks were drawn from, noise
+    included: a clairvoyant, which no model can match (:func:`posterior_probability` can be).
     """
     truth = _truth_from_tables(world)
     return sigmoid(_logit(truth, *_impression_arrays(truth, impressions)))
+
+
+def posterior_probability(world, impressions: pd.DataFrame, n_nodes: int = 32) -> np.ndarray:
+    """The click probability given the observed columns: the best prediction any model can make.
+
+    The impression noise is a hash no feature reveals, so given everything observed the click
+    probability is ``E[sigmoid(logit - noise + s Z)]`` over ``Z ~ N(0, 1)``, with ``s`` the knob
+    ``impression_noise_sd``. The expectation is computed by Gauss-Hermite quadrature on
+    ``n_nodes`` nodes (exact to ~1e-12 at 32 for these log-odds). Same arguments as
+    :func:`true_probability`; use it for the oracle only.
+    """
+    n_nodes = check_int("n_nodes", n_nodes, minimum=2)
+    truth = _truth_from_tables(world)
+    terms = _terms(truth, *_impression_arrays(truth, impressions))
+    logit = KNOBS["base_logit"] + sum(terms[t] for t in TERMS if t != "noise")
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)  # weight exp(-z^2 / 2)
+    weights = weights / weights.sum()
+    out = np.zeros(len(logit))
+    for z, w in zip(nodes, weights):
+        out += w * sigmoid(logit + KNOBS["impression_noise_sd"] * z)
+    return out
 
 
 # --------------------------------------------------------------------------- users, ads, effects
@@ -694,7 +732,7 @@ def _category_shares() -> np.ndarray:
 
 
 def _effects(seed: int) -> pd.DataFrame:
-    """The main effects and the three crosses of the log-odds, as one long table."""
+    """The main effects and the four crosses of the log-odds, as one long table."""
     k = KNOBS
     rng = make_rng(seed, NAME, "effects")
     main = {
@@ -714,6 +752,8 @@ def _effects(seed: int) -> pd.DataFrame:
         "age_category": rng.normal(0, k["age_category_sd"], (len(AGE_BANDS), len(CATEGORIES))),
         "hour_device": k["hour_device_amplitude"] * np.cos(2 * np.pi * (hours - peak) / 24),
     }
+    # drawn last, so that the other effects keep their values
+    cross["country_category"] = rng.normal(0, k["country_category_sd"], (len(COUNTRIES), len(CATEGORIES)))
     rows = [(term, level, "-", value) for term, values in main.items() for level, value in zip(_MAIN_TERMS[term], values)]
     for term, values in cross.items():
         first, second = _CROSS_TERMS[term]
@@ -912,11 +952,14 @@ def room_to_learn(world, cutoff: int | None = None) -> dict:
     ``train_ctr``, ``test_ctr`` and the test log losses of
 
     - ``base_log_loss``: the base-rate predictor (the training CTR for every test impression);
-    - ``oracle_log_loss``: the true ``p`` (:func:`true_probability`);
+    - ``oracle_log_loss``: the true ``p`` (:func:`true_probability`), the clairvoyant;
+    - ``posterior_log_loss``: the posterior given the observed columns
+      (:func:`posterior_probability`), the best any model can do;
     - ``constant_log_loss``: the best constant in hindsight (the test CTR);
 
-    and ``oracle_nce`` = oracle / base (normalized cross-entropy) and ``room`` = base - oracle,
-    the achievable improvement: a model's share of it is ``(base - model) / room``.
+    and ``oracle_nce`` = oracle / base (normalized cross-entropy), ``room`` = base - oracle and
+    ``achievable`` = base - posterior, the achievable improvement: a model's share of it is
+    ``(base - model) / achievable``.
     """
     tables = all_tables(world)
     log = tables["impressions"]
@@ -930,10 +973,12 @@ def room_to_learn(world, cutoff: int | None = None) -> dict:
         "n_train": len(train), "n_test": len(test), "train_ctr": train_ctr, "test_ctr": test_ctr,
         "base_log_loss": _log_loss(y, train_ctr),
         "oracle_log_loss": _log_loss(y, true_probability(world, test)),
+        "posterior_log_loss": _log_loss(y, posterior_probability(world, test)),
         "constant_log_loss": _log_loss(y, test_ctr),
     }
     out["oracle_nce"] = out["oracle_log_loss"] / out["base_log_loss"]
     out["room"] = out["base_log_loss"] - out["oracle_log_loss"]
+    out["achievable"] = out["base_log_loss"] - out["posterior_log_loss"]
     return out
 
 
@@ -998,6 +1043,7 @@ def _summary(world: World) -> str:
         n_train=room["n_train"], n_test=room["n_test"], train_ctr=room["train_ctr"], test_ctr=room["test_ctr"],
         base_ll=room["base_log_loss"], oracle_ll=room["oracle_log_loss"], oracle_nce=room["oracle_nce"],
         room=room["room"], const_ll=room["constant_log_loss"],
+        posterior_ll=room["posterior_log_loss"], achievable=room["achievable"],
         why=why,
     )
 
