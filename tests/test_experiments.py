@@ -12,6 +12,9 @@ from statsmodels.stats.proportion import (
 
 from mlsd.experiments import (
     ABTestResult,
+    paired_bootstrap,
+    ratio_test,
+    ratio_variance,
     sample_size_two_proportions,
     simulate_aa_tests,
     simulate_ab_p_values,
@@ -226,3 +229,77 @@ def test_simulations_reject_bad_input():
         simulate_peeking(0.1, 5, looks=0, n_experiments=10, seed=0)
     with pytest.raises(ValueError, match="n_per_arm must be >= 1"):
         simulate_ab_p_values(0.1, 0.2, 0, n_experiments=10, seed=0)
+
+
+# --------------------------------------------------------------------------- units of randomisation
+
+
+def test_ratio_test_with_one_notification_per_user_is_the_two_proportion_interval():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(3000) < 0.10, rng.random(2500) < 0.12
+    ratio = ratio_test(a, np.ones(3000), b, np.ones(2500))
+    counts = two_proportion_test(int(a.sum()), 3000, int(b.sum()), 2500)
+    for field in ("rate_a", "rate_b", "difference", "relative_lift", "ci_low", "ci_high"):
+        assert getattr(ratio, field) == pytest.approx(getattr(counts, field), rel=1e-12)
+    assert ratio.p_value == pytest.approx(counts.p_value, rel=0.05)  # unpooled vs pooled z
+
+
+def test_ratio_variance_matches_simulated_clustered_users():
+    # users differ in propensity, so one user's notifications are opened together
+    rng = np.random.default_rng(1)
+
+    def users(n=500):
+        sends, propensity = rng.integers(1, 15, size=n), rng.beta(0.5, 4, size=n)
+        return rng.binomial(sends, propensity), sends
+
+    ratios = [opens.sum() / sends.sum() for opens, sends in (users() for _ in range(3000))]
+    opens, sends = users()
+    assert ratio_variance(opens, sends) == pytest.approx(np.var(ratios), rel=0.15)
+    rate = opens.sum() / sends.sum()
+    assert ratio_variance(opens, sends) > 2 * rate * (1 - rate) / sends.sum()  # not binomial
+
+
+def test_paired_bootstrap_of_a_mean_is_the_normal_interval():
+    x = np.random.default_rng(2).normal(size=2000)
+    low, high = paired_bootstrap(np.mean, x, seed=0)
+    half = 1.96 * x.std() / np.sqrt(len(x))
+    assert low == pytest.approx(x.mean() - half, abs=0.15 * half)
+    assert high == pytest.approx(x.mean() + half, abs=0.15 * half)
+    assert paired_bootstrap(np.mean, x, seed=0) == (low, high)
+
+
+def test_paired_bootstrap_groups_resample_whole_groups():
+    x = np.random.default_rng(3).normal(size=300)
+    repeated, groups = np.repeat(x, 4), np.repeat(np.arange(300), 4)
+    # identical rows within each group: resampling groups is resampling the 300 values
+    assert paired_bootstrap(np.mean, repeated, groups=groups, seed=5) == paired_bootstrap(np.mean, x, seed=5)
+    # treating the 1200 rows as independent understates the width by about sqrt(4)
+    rows = np.subtract(*paired_bootstrap(np.mean, repeated, seed=5)[::-1])
+    grouped = np.subtract(*paired_bootstrap(np.mean, repeated, groups=groups, seed=5)[::-1])
+    assert 1.6 < grouped / rows < 2.5
+
+
+def test_paired_bootstrap_pairs_the_arrays():
+    rng = np.random.default_rng(4)
+    common = rng.normal(scale=10, size=1000)
+    a, b = common + rng.normal(size=1000), common + 0.5 + rng.normal(size=1000)
+    low, high = paired_bootstrap(lambda u, v: np.mean(v - u), a, b, seed=0)
+    assert 0.3 < low < 0.5 < high < 0.7  # the common part cancels: width ~ 4 sqrt(2) / sqrt(1000)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: ratio_variance([1, 2], [1]), ValueError),
+    (lambda: ratio_variance([1, 2], [0, 0]), ValueError),
+    (lambda: ratio_variance([1, 2], [1, -1]), ValueError),
+    (lambda: ratio_test([1, 0], [1, 1], [1, np.nan], [1, 1]), ValueError),
+    (lambda: paired_bootstrap("mean", [1, 2], seed=0), TypeError),
+    (lambda: paired_bootstrap(np.mean, seed=0), ValueError),
+    (lambda: paired_bootstrap(np.mean, [1, 2], [1, 2, 3], seed=0), ValueError),
+    (lambda: paired_bootstrap(np.mean, [1, 2], groups=[0], seed=0), ValueError),
+    (lambda: paired_bootstrap(np.mean, [1, 2], groups=[0, 0], seed=0), ValueError),
+    (lambda: paired_bootstrap(np.mean, [1, 2], seed=0, level=1), ValueError),
+    (lambda: paired_bootstrap(np.mean, [1, 2], seed=0, n_resamples=10), ValueError),
+])
+def test_units_of_randomisation_reject_bad_input(call, error):
+    with pytest.raises(error):
+        call()
