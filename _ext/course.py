@@ -233,7 +233,32 @@ class ChapterFacts(_MarkdownDirective):
         return self.parse_markdown(markdown)
 
 
+def chapter_number(docname: str) -> int | None:
+    """9 for ``chapters/09_video_recommendation``; None for a page that is no chapter."""
+    match = re.fullmatch(r"chapters/(\d+)_\w+", docname)
+    return int(match[1]) if match else None
+
+
+def number_per_chapter(app, env) -> list[str]:
+    """Number figures, tables and exercises within each chapter, after its number: "Fig. 9.3",
+    "Exercise 9.2". Sphinx counts them across the whole book ("Fig. 17" opens chapter 9), so
+    adding a chapter would renumber every later one and stale an instructor's handout; the
+    chapter number comes from the file name, which BOOK.md fixes. Runs after Sphinx assigned
+    its numbers (``env-get-updated``, priority 900); returns the pages whose numbers changed."""
+    changed = []
+    for docname, by_type in env.toc_fignumbers.items():
+        prefix = (number,) if (number := chapter_number(docname)) is not None else ()
+        for numbers in by_type.values():
+            renumbered = {key: (*prefix, i) for i, key in enumerate(sorted(numbers, key=numbers.get), 1)}
+            if renumbered != numbers:
+                numbers.clear()
+                numbers.update(renumbered)
+                changed.append(docname)
+    return sorted(set(changed))
+
+
 def setup(app):
     app.add_directive("scoreboard", Scoreboard)
     app.add_directive("chapter-facts", ChapterFacts)
+    app.connect("env-get-updated", number_per_chapter, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -79,3 +79,16 @@ def test_search_finds_a_chapter(context, site_url, page):
         pytest.fail(f"searching {word!r} did not list {page}: {tab.locator('#search-results').inner_text()}")
     finally:
         tab.close()
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_figures_tables_and_exercises_are_numbered_within_their_chapter(page):
+    """"Fig. 9.1", "Exercise 9.2": numbered from 1 in each chapter, after the chapter's number
+    (so adding a chapter renumbers nothing in the others)."""
+    html = (ROOT / "_build" / "html" / f"{page}.html").read_text(encoding="utf-8")
+    chapter = int(re.search(r"chapters/(\d+)_", page)[1])
+    captions = re.findall(r'<span class="caption-number">(\w+)\.? ([\d.]+) ', html)
+    assert any(kind == "Exercise" for kind, _ in captions), "no numbered exercise found"
+    for kind in {kind for kind, _ in captions}:
+        numbers = [number for k, number in captions if k == kind]
+        assert numbers == [f"{chapter}.{i}" for i in range(1, len(numbers) + 1)], f"{kind}: {numbers}"
