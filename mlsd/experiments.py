@@ -282,14 +282,14 @@ def ratio_test(numerator_a, denominator_a, numerator_b, denominator_b, *, alpha=
     """
     (ya, na), (yb, nb) = _per_unit("_a", numerator_a, denominator_a), _per_unit("_b", numerator_b, denominator_b)
     alpha = _open_unit("alpha", alpha)
-    rate_a, rate_b = ya.sum() / na.sum(), yb.sum() / nb.sum()
-    difference = float(rate_b - rate_a)
+    rate_a, rate_b = float(ya.sum() / na.sum()), float(yb.sum() / nb.sum())
+    difference = rate_b - rate_a
     se = math.sqrt(ratio_variance(ya, na) + ratio_variance(yb, nb))
     z = difference / se if se > 0 else 0.0
     p_value = float(_p_value(z))
     half_width = float(stats.norm.ppf(1 - alpha / 2)) * se
     return ABTestResult(
-        rate_a=float(rate_a), rate_b=float(rate_b), difference=difference,
+        rate_a=rate_a, rate_b=rate_b, difference=difference,
         relative_lift=difference / rate_a if rate_a > 0 else math.nan,
         z=float(z), p_value=p_value, ci_low=difference - half_width, ci_high=difference + half_width,
         alpha=alpha, significant=p_value < alpha,

@@ -242,6 +242,7 @@ def test_ratio_test_with_one_notification_per_user_is_the_two_proportion_interva
     for field in ("rate_a", "rate_b", "difference", "relative_lift", "ci_low", "ci_high"):
         assert getattr(ratio, field) == pytest.approx(getattr(counts, field), rel=1e-12)
     assert ratio.p_value == pytest.approx(counts.p_value, rel=0.05)  # unpooled vs pooled z
+    assert all(type(getattr(ratio, f.name)) in (float, bool) for f in dataclasses.fields(ratio))
 
 
 def test_ratio_variance_matches_simulated_clustered_users():
