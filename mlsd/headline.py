@@ -131,7 +131,7 @@ def headline_intervals(baseline, model, oracle, *, seed: int, labels=None, metri
         def model_score(m, y):
             return float(metric(y, m))
 
-        options |= dict(vectorized=False)
+        options |= dict(vectorized=False, batch=100)  # resamples drawn 100 at a time: memory
     model_samples = (values[1],) if metric is None else (values[1], values[3])
     model_ci = stats.bootstrap(model_samples, model_score, rng=make_rng(seed, "model"), **options).confidence_interval
     share_ci = stats.bootstrap(tuple(values), share, rng=make_rng(seed, "lift share"), **options).confidence_interval
