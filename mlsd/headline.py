@@ -220,7 +220,7 @@ def headline_numbers(headline: dict) -> dict:
     for name, value in headline.items():
         if isinstance(value, (float, dict)):
             numbers[name.removeprefix("headline_")] = value
-        elif isinstance(value, tuple):
+        elif isinstance(value, (tuple, list)):  # a list once read back from JSON
             numbers[name.removeprefix("headline_")] = list(value)
     return numbers
 

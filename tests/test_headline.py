@@ -95,6 +95,8 @@ def test_glued_headline_reads_back_from_an_executed_notebook():
     assert numbers["lift_share_interval"] == [0.3, 0.7] and numbers["oracle"] == 0.3
     assert "task" not in numbers and "unit" not in numbers
     assert json.loads(json.dumps(numbers)) == numbers  # what make bench stores reads back equal
+    # make bench reads the headline from its child process as JSON: intervals come as lists
+    assert headline_numbers(json.loads(json.dumps(headline))) == numbers
 
 
 # --- paired bootstrap intervals ---------------------------------------------------------------------
