@@ -170,7 +170,9 @@ def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, 
     ``baselines_on_validation`` the validation score of each simple baseline the chapter shows:
     ``baseline_name`` must be the strongest of them. ``clairvoyant`` is the score of a
     predictor that also knows the noise no feature reveals, where the oracle is a posterior.
-    Values are glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```.
+    Values are glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```,
+    and the intervals' ends as ``headline_model_low``, ``headline_model_high``,
+    ``headline_lift_share_low`` and ``headline_lift_share_high``.
 
     Raises
     ------
@@ -208,6 +210,8 @@ def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, 
     }
     if clairvoyant is not None:
         values["headline_clairvoyant"] = check_finite("clairvoyant", clairvoyant)
+    for name in ("headline_model", "headline_lift_share"):  # the ends, for the prose
+        values[f"{name}_low"], values[f"{name}_high"] = values[f"{name}_interval"]
     for name, value in values.items():
         glue(name, value, display=False)
     return share

@@ -88,6 +88,8 @@ def test_glued_headline_reads_back_from_an_executed_notebook():
     assert headline["headline_task"] == "rank videos" and headline["headline_baseline_name"] == "trending"
     assert math.isclose(headline["headline_lift_share"], 0.5)
     assert headline["headline_model_interval"] == (0.15, 0.25)
+    glued = {o["metadata"]["scrapbook"]["name"] for o in nb.cells[0].outputs if "scrapbook" in o.get("metadata", {})}
+    assert {"headline_model_low", "headline_model_high", "headline_lift_share_low", "headline_lift_share_high"} <= glued
     assert headline["headline_systems"] == GOOD["systems"]
     assert headline["headline_clairvoyant"] == 0.35
     assert read_headline(nbformat.v4.new_notebook()) == {}
