@@ -169,9 +169,9 @@ class Scoreboard(_MarkdownDirective):
         root = Path(self.env.srcdir)
         bench = bench_records(root)
         rows = [
-            "| chapter: task (baseline) | metric | baseline | final system | oracle | lift share "
-            "| 95 % interval | lift share across seeds | run time, memory |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| chapter: task (baseline) | metric | baseline | final system | oracle "
+            "| lift share (95 % interval) | lift share across seeds | run time, memory |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         measured = []
         for docname in toc_chapters(root):
@@ -185,7 +185,7 @@ class Scoreboard(_MarkdownDirective):
                 measured.append(bench[path.stem])
             cost = run_time(bench.get(path.stem))
             if not h:
-                rows.append(f"| {{doc}}`{name} </{docname}>`: one step of the framework, no headline | | | | | | | | {cost} |")
+                rows.append(f"| {{doc}}`{name} </{docname}>`: one step of the framework, no headline | | | | | | | {cost} |")
                 continue
             if missing := sorted(set(HEADLINE_NAMES) - set(h)):
                 raise self.error(f"{path.name} glued only part of its headline (no {', '.join(missing)}): "
@@ -193,10 +193,10 @@ class Scoreboard(_MarkdownDirective):
             rows.append(
                 f"| {{doc}}`{name} </{docname}>`: {_cell(h['headline_task'])} ({_cell(h['headline_baseline_name'])}) "
                 f"| {_cell(h['headline_metric'])} | {h['headline_baseline']!r} | {h['headline_model']!r} "
-                f"| {h['headline_oracle']!r} | {h['headline_lift_share']:.0%} | {share_interval(h)} "
+                f"| {h['headline_oracle']!r} | {h['headline_lift_share']:.0%} ({share_interval(h)}) "
                 f"| {seed_spread(bench.get(path.stem))} | {cost} |"
             )
-        note = (f"95 % interval: a paired bootstrap over the chapter's test units (users, queries, "
+        note = (f"The 95 % interval: a paired bootstrap over the chapter's test units (users, queries, "
                 f"impressions) at the stored seed. "
                 f"Lift share across seeds: the lowest and highest at seeds {seeds_measured(measured)}. "
                 f"Run time and peak memory: `make bench` on {measured_on(measured)} (stored in `{BENCH}`)."
