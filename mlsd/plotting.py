@@ -1,4 +1,5 @@
-"""The book's one plotting style, set by an explicit call (never as an import side effect).
+"""The book's one style for plots and tables, set by an explicit call (never as an import
+side effect).
 
 >>> from mlsd.plotting import use_book_style, ROLE_COLORS
 >>> use_book_style()
@@ -62,8 +63,13 @@ _RC = {
 
 
 def use_book_style() -> None:
-    """Apply the book's matplotlib style (sizes readable on a laptop, colour-blind safe colours)."""
+    """Apply the book's matplotlib style (sizes readable on a laptop, colour-blind safe colours),
+    and let pandas tables show every cell's full text (pandas cuts it at 50 characters, which
+    hid the error messages of chapter 3's bad-request table, the very thing it shows)."""
+    import pandas as pd  # imported here: importing this module stays free of side effects
+
     mpl.rcParams.update(_RC)
+    pd.set_option("display.max_colwidth", None)
 
 
 def metric_bars(scores: Mapping[str, float], metric: str, *, ax=None, roles: Mapping[str, str] | None = None):

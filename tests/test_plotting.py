@@ -30,6 +30,15 @@ def test_style_is_applied_only_when_asked():
     assert matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][0] == OKABE_ITO["blue"]
 
 
+def test_tables_show_full_text():
+    import pandas as pd
+
+    message = "hour must be between 7 and 23, the hours the model was trained on; got 3" * 2
+    with pd.option_context("display.max_colwidth", 50):
+        use_book_style()
+        assert message in pd.DataFrame({"error": [message]}).to_html()
+
+
 def test_metric_bars_draws_one_labelled_bar_per_system_coloured_by_role():
     scores = {"baseline": 0.6, "model": 0.7, "oracle": 0.75}
     ax = metric_bars(scores, "ROC-AUC", roles={"baseline": "baseline", "oracle": "oracle"})
