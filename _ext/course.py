@@ -104,19 +104,24 @@ def run_time(record: dict | None) -> str:
     return f"{record['seconds']:.0f} s, {record['peak_mb'] / 1024:.1f} GB"
 
 
+def percent_range(low: float, high: float) -> str:
+    """'53–57%' for (0.53, 0.57), kept on one line by word joiners around the dash."""
+    return f"{100 * low:.0f}\u2060\u2013\u2060{high:.0%}"
+
+
 def seed_spread(record: dict | None) -> str:
     """'53–57%': the lowest and highest lift share ``make bench`` recorded across seeds."""
     by_seed = (record or {}).get("headline_by_seed")
     if not by_seed:
         return "not measured yet (`make bench`)"
     shares = [h["lift_share"] for h in by_seed.values()]
-    return f"{100 * min(shares):.0f}\u2060\u2013\u2060{max(shares):.0%}"  # word joiners: one line
+    return percent_range(min(shares), max(shares))
 
 
 def share_interval(headline: dict) -> str:
     """'41–55%': the 95 % bootstrap interval of the lift share a chapter glued."""
     low, high = headline["headline_lift_share_interval"]
-    return f"{100 * low:.0f}\u2060\u2013\u2060{high:.0%}"
+    return percent_range(low, high)
 
 
 def seeds_measured(records: list[dict]) -> str:
