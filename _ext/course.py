@@ -4,7 +4,7 @@ Two directives, so that no number on those pages is typed by hand:
 
 - ``{scoreboard}``: one table over every chapter of the table of contents: its task, the
   headline metric's baseline, final system and oracle (the values the chapter glued with
-  ``mlsd.headline.glue_headline``, read from its stored outputs), the share of achievable lift,
+  ``mlsd.evaluation.headline.glue_headline``, read from its stored outputs), the share of achievable lift,
   and its running time and peak memory as measured by ``make bench`` (``chapters/bench.json``).
 - ``{chapter-facts} chapters/05_visual_search``: one chapter's learning objectives,
   prerequisites and reading time (from the front matter at the top of the notebook), its measured
@@ -25,8 +25,8 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
-from mlsd.exercises import exercise_texts
-from mlsd.headline import HEADLINE_NAMES, read_headline
+from mlsd.book.exercises import exercise_texts
+from mlsd.evaluation.headline import HEADLINE_NAMES, read_headline
 
 BENCH = Path("chapters") / "bench.json"
 
@@ -194,7 +194,7 @@ class Scoreboard(_MarkdownDirective):
                 continue
             if missing := sorted(set(HEADLINE_NAMES) - set(h)):
                 raise self.error(f"{path.name} glued only part of its headline (no {', '.join(missing)}): "
-                                 "call mlsd.headline.glue_headline and run `make outputs`")
+                                 "call mlsd.evaluation.headline.glue_headline and run `make outputs`")
             rows.append(
                 f"| {{doc}}`{name} </{docname}>`: {_cell(h['headline_task'])} ({_cell(h['headline_baseline_name'])}) "
                 f"| {_cell(h['headline_metric'])} | {h['headline_baseline']!r} | {h['headline_model']!r} "

@@ -13,8 +13,8 @@ from bench import BUDGET_MB, BUDGET_SECONDS, code_digest, stored_seed
 from conftest import ROOT, SITE
 from course import bench_records, front_matter, seed_spread, seeds_measured, share_interval, toc_chapters
 
-from mlsd.exercises import exercise_texts
-from mlsd.headline import headline_numbers, read_headline
+from mlsd.book.exercises import exercise_texts
+from mlsd.evaluation.headline import headline_numbers, read_headline
 
 TOC_CHAPTERS = toc_chapters(ROOT)
 TIME = re.compile(r"^about (?P<read>\d+) minutes to read; the notebook runs in about (?P<run>\d+) seconds on two cores\.$")

@@ -1,7 +1,7 @@
 import graphviz
 import pytest
 
-from mlsd.diagrams import STYLE, system_diagram
+from mlsd.book.diagrams import STYLE, system_diagram
 
 SPEC = {
     "title": "A design",

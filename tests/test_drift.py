@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlsd.drift import evaluate_alarms, ks_test, population_stability_index, psi_categorical
+from mlsd.evaluation.drift import evaluate_alarms, ks_test, population_stability_index, psi_categorical
 
 EPS = 1e-6  # the default floor of the PSI functions
 

@@ -1,8 +1,8 @@
-"""Reading exercises and solutions back from the notebooks (``mlsd.exercises``)."""
+"""Reading exercises and solutions back from the notebooks (``mlsd.book.exercises``)."""
 
 import pytest
 
-from mlsd.exercises import exercise_texts, split_solutions, strip_solutions
+from mlsd.book.exercises import exercise_texts, split_solutions, strip_solutions
 
 
 def md(source):

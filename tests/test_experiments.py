@@ -10,7 +10,7 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from mlsd.experiments import (
+from mlsd.evaluation.experiments import (
     ABTestResult,
     paired_bootstrap,
     ratio_test,

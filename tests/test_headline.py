@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from mlsd.headline import (HEADLINE_NAMES, glue_headline, headline_intervals, headline_numbers, lift_share,
+from mlsd.evaluation.headline import (HEADLINE_NAMES, glue_headline, headline_intervals, headline_numbers, lift_share,
                            read_headline)
-from mlsd.metrics import roc_auc
+from mlsd.evaluation.metrics import roc_auc
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_the_strongest_baseline_is_the_lowest_where_lower_is_better():
 def test_glued_headline_reads_back_from_an_executed_notebook():
     call = (f"glue_headline('MAP@10', 0.1, 0.2, 0.3, clairvoyant=0.35, **{GOOD!r})")
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(f"from mlsd.headline import glue_headline\n_ = {call}"),
+        nbformat.v4.new_code_cell(f"from mlsd.evaluation.headline import glue_headline\n_ = {call}"),
     ])
     NotebookClient(nb, kernel_name="python3", timeout=60).execute()
     headline = read_headline(nb)

@@ -5,7 +5,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve as sk_calibration_curve
 
-from mlsd.metrics import (
+from mlsd.evaluation.metrics import (
     average_precision,
     average_precision_at_k,
     calibration_curve,
@@ -27,7 +27,7 @@ from mlsd.metrics import (
     reciprocal_rank,
     roc_auc,
 )
-from mlsd.ranking import top_k
+from mlsd.evaluation.ranking import top_k
 
 N_CASES = 200  # randomized cross-checks per metric (the brief asks for at least 100)
 
@@ -572,7 +572,7 @@ def test_bad_detection_input_is_named(call, error, message):
 
 # --------------------------------------------------------------------------- beyond accuracy
 
-from mlsd.metrics import catalogue_coverage, intra_list_diversity  # noqa: E402
+from mlsd.evaluation.metrics import catalogue_coverage, intra_list_diversity  # noqa: E402
 
 
 def test_catalogue_coverage_counts_distinct_items_in_the_top_k():

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from mlsd import notification_model as nm
+from mlsd.models import notification_model as nm
 from mlsd.book import show_source
 from mlsd.datasets import load
 

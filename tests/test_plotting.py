@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # in this test process only (an MPLBACKEND variable would
 import matplotlib.pyplot as plt
 import pytest
 
-from mlsd.plotting import OKABE_ITO, ROLE_COLORS, metric_bars, use_book_style
+from mlsd.book.plotting import OKABE_ITO, ROLE_COLORS, metric_bars, use_book_style
 
 
 @pytest.fixture(autouse=True)
@@ -20,10 +20,10 @@ def restore_rcparams():
 def test_style_is_applied_only_when_asked():
     import importlib
 
-    import mlsd.plotting
+    import mlsd.book.plotting
 
     before = dict(matplotlib.rcParams)
-    importlib.reload(mlsd.plotting)
+    importlib.reload(mlsd.book.plotting)
     assert dict(matplotlib.rcParams) == before  # importing changes nothing
     use_book_style()
     assert matplotlib.rcParams["axes.spines.top"] is False

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import CHAPTERS
 from mlsd import numeric
-from mlsd.headline import read_headline
+from mlsd.evaluation.headline import read_headline
 
 SHARE_TOLERANCE = 0.02  # absolute, on the share of achievable lift
 RELATIVE_TOLERANCE = 0.01  # on the baseline's, the model's and the oracle's scores

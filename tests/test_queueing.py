@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from mlsd.queueing import Autoscale, erlang_c, mmc_mean_wait, servers_needed, simulate_queue
+from mlsd.systems.queueing import Autoscale, erlang_c, mmc_mean_wait, servers_needed, simulate_queue
 
 SEED = 0
 

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from mlsd.seeding import make_rng
+from mlsd.book.seeding import make_rng
 
 
 def test_same_seed_and_keys_give_the_same_stream():
@@ -26,7 +26,7 @@ def test_keys_and_seeds_select_different_streams():
 
 
 def test_stream_does_not_depend_on_hash_randomisation():
-    code = "from mlsd.seeding import make_rng; print(make_rng(0, 'users').integers(0, 10**9))"
+    code = "from mlsd.book.seeding import make_rng; print(make_rng(0, 'users').integers(0, 10**9))"
     draws = {
         subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
                        capture_output=True, text=True, check=True).stdout

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlsd.serving import BackgroundServer, create_prediction_app, latency_summary, load_test
+from mlsd.systems.serving import BackgroundServer, create_prediction_app, latency_summary, load_test
 
 SCHEMA = {
     "device": ("ios", "android", "web"),

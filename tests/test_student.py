@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, SITE, STUDENT_SITE
 from course import toc_chapters, toc_files
-from mlsd.exercises import exercise_texts
+from mlsd.book.exercises import exercise_texts
 from site_audit import audit_page
 from student import LEFT_OUT, find, fragments, make_student_sources, site_text, solution_fragments
 

@@ -3,7 +3,7 @@
     python tools/bench.py chapters/*.ipynb [--seeds 0,1,2 | --seed N]
 
 Prints a markdown table: notebook, seconds, peak memory (MB) and the headline metric that the
-chapter glues (see ``mlsd.headline``): baseline, model, oracle and share of achievable lift.
+chapter glues (see ``mlsd.evaluation.headline``): baseline, model, oracle and share of achievable lift.
 Each notebook runs in its own process so that its peak memory (the largest of that process and
 its kernel, from the operating system's accounting) is its own. Budget: 60 s and 1.5 GB each.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from notebooks import execute  # noqa: E402
 
-from mlsd.headline import headline_numbers, read_headline  # noqa: E402
+from mlsd.evaluation.headline import headline_numbers, read_headline  # noqa: E402
 
 BUDGET_SECONDS, BUDGET_MB = 60, 1536
 RECORD = Path(__file__).resolve().parents[1] / "chapters" / "bench.json"

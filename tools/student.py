@@ -11,7 +11,7 @@ So the pages, the search index and the notebooks offered for download hold no so
 edition open ``STUDENT_REPO`` when it is given; otherwise they are left out, because the
 book's own repository holds the solutions.
 
-What a solution is, is read by ``mlsd.exercises``; what "solution text appears in a site"
+What a solution is, is read by ``mlsd.book.exercises``; what "solution text appears in a site"
 means is defined here, and ``tests/test_student.py`` uses both to prove that no solution text
 reaches the student site and that every exercise does.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from mlsd.exercises import solution_texts, strip_solutions
+from mlsd.book.exercises import solution_texts, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "student"

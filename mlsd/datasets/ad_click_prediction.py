@@ -41,7 +41,7 @@ from scipy import special
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
 from mlsd.datasets.world import World, all_tables, stream_drifts
-from mlsd.seeding import make_rng
+from mlsd.book.seeding import make_rng
 
 DEFAULT_SEED = 0
 NAME = "ad_click_prediction"

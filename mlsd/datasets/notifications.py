@@ -15,7 +15,7 @@ import pandas as pd
 
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets.world import World
-from mlsd.seeding import make_rng
+from mlsd.book.seeding import make_rng
 
 DEFAULT_SEED = 0
 

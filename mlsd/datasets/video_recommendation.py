@@ -35,9 +35,9 @@ import pandas as pd
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets._hashing import normal_from_hash, sigmoid, splitmix64
 from mlsd.datasets.world import World, all_tables, stream_drifts
-from mlsd.metrics import average_precision_at_k, mean_over_users
-from mlsd.ranking import top_k
-from mlsd.seeding import make_rng
+from mlsd.evaluation.metrics import average_precision_at_k, mean_over_users
+from mlsd.evaluation.ranking import top_k
+from mlsd.book.seeding import make_rng
 
 DEFAULT_SEED = 0
 NAME = "video_recommendation"

@@ -28,7 +28,7 @@ import pandas as pd
 from mlsd._checks import check_int
 from mlsd.datasets._hashing import normal_from_hash, splitmix64
 from mlsd.datasets.world import World, all_tables
-from mlsd.seeding import make_rng
+from mlsd.book.seeding import make_rng
 
 DEFAULT_SEED = 0
 NAME = "visual_search"

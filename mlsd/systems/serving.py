@@ -212,7 +212,7 @@ def create_prediction_app(
     - **405** for a wrong method, **404** for an unknown path (FastAPI's defaults).
 
     An exception inside ``predict_proba``, or an output that is not one probability per
-    instance, is logged (logger ``mlsd.serving``) and answered with a **500** and a generic
+    instance, is logged (logger ``mlsd.systems.serving``) and answered with a **500** and a generic
     message: the traceback stays on the server.
     """
     max_batch = check_int("max_batch", max_batch, minimum=1)

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from mlsd._checks import check_finite, check_finite_array, check_int
-from mlsd.seeding import make_rng
+from mlsd.book.seeding import make_rng
 
 __all__ = [
     "ABTestResult", "sample_size_two_proportions", "two_proportion_test",

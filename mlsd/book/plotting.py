@@ -1,7 +1,7 @@
 """The book's one style for plots and tables, set by an explicit call (never as an import
 side effect).
 
->>> from mlsd.plotting import use_book_style, ROLE_COLORS
+>>> from mlsd.book.plotting import use_book_style, ROLE_COLORS
 >>> use_book_style()
 
 Colours come from the Okabe-Ito palette, which stays distinguishable under the common forms of

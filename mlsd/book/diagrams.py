@@ -25,7 +25,7 @@ import graphviz
 
 __all__ = ["STYLE", "system_diagram"]
 
-#: Colours from the Okabe-Ito palette (colour-blind safe), as in :mod:`mlsd.plotting`.
+#: Colours from the Okabe-Ito palette (colour-blind safe), as in :mod:`mlsd.book.plotting`.
 STYLE = {
     "font": "Helvetica",
     "offline_fill": "#EAF2FA",

@@ -97,7 +97,7 @@ def headline_intervals(baseline, model, oracle, *, seed: int, labels=None, metri
     """
     from scipy import stats
 
-    from mlsd.seeding import make_rng
+    from mlsd.book.seeding import make_rng
 
     values = [check_finite_array(name, v) for name, v in (("baseline", baseline), ("model", model), ("oracle", oracle))]
     if (labels is None) != (metric is None):
