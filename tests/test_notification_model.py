@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 
 from mlsd.models import notification_model as nm
-from mlsd.book import show_source
 from mlsd.datasets import load
 
 LOG = pd.DataFrame(
@@ -46,11 +45,3 @@ def test_both_pipelines_fit_and_predict_probabilities():
         p = model.fit(data[nm.FEATURES], data["opened"]).predict_proba(data[nm.FEATURES])[:, 1]
         assert ((p > 0) & (p < 1)).all()
 
-
-def test_show_source_renders_a_python_block_and_rejects_bad_input():
-    block = show_source(nm.history_as_of)
-    assert block.data.startswith("```python\ndef history_as_of(")
-    with pytest.raises(ValueError, match="at least one"):
-        show_source()
-    with pytest.raises(TypeError, match="cannot show the source"):
-        show_source(42)

@@ -40,15 +40,17 @@ def glue_numbers(**values) -> None:
 
     if not values:
         raise ValueError("give at least one name=value to glue")
-    for name, value in values.items():
+    checked = {}
+    for name, value in values.items():   # check every value before gluing any
         if value is None:
             raise TypeError(f"{name} is None: compute it before gluing it")
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
             raise ValueError(f"{name} is {value}: the prose cannot quote a number that is not finite")
+        checked[name] = value
+    for name, value in checked.items():
         glue(name, value, display=False)
-
 
 def show_source(*objects):
     """Show the source code of functions, classes or modules as one highlighted code block.
