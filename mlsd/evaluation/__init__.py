@@ -2,7 +2,7 @@
 
 - :mod:`~mlsd.evaluation.metrics`     -- every offline metric the book uses, each defined in its docstring.
 - :mod:`~mlsd.evaluation.ranking`     -- ranked lists cut from scores (ties broken the same way on
-  every CPU) and ranking metrics over whole score matrices.
+  every CPU), the k best allowed cells of a score matrix, and graded nDCG@k over many lists.
 - :mod:`~mlsd.evaluation.experiments` -- A/B test sizing and analysis (per user too), bootstraps,
   A/A and peeking simulations.
 - :mod:`~mlsd.evaluation.drift`       -- population stability index, the KS test, drift alarms.
