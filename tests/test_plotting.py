@@ -64,3 +64,20 @@ def test_metric_bars_draws_one_labelled_bar_per_system_coloured_by_role():
 def test_bad_input_is_named(scores, metric, roles, message):
     with pytest.raises(ValueError, match=message):
         metric_bars(scores, metric, roles=roles)
+
+
+def test_tables_print_large_whole_numbers_with_thousands_separators():
+    import pandas as pd
+
+    from mlsd.book.plotting import table_html
+
+    frame = pd.DataFrame({"users": [20_000_000, 12], "mixed": [120_000_000, "x"],
+                          "user_id": [123_456, 7], "rate": [0.123456789, 1.5]})
+    html = table_html(frame)
+    assert "20,000,000" in html and "120,000,000" in html and ">12<" in html
+    assert "123456" in html, "identifiers are not quantities: no separators"
+    assert "0.123457" in html, "floats are left as pandas formats them"
+    plain = pd.DataFrame({"rate": [0.1234567891, 2.0], "label": ["a", "b"]})
+    assert table_html(plain) == plain._repr_html_(), "nothing else changes"
+    with pytest.raises(TypeError, match="DataFrame"):
+        table_html(frame["users"])

@@ -39,8 +39,8 @@ STYLE = {
 _KEYS = {"title", "offline", "online", "stores", "edges", "request_path"}
 _NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORLDS = {
-    "offline": "Offline world: data, training, evaluation, batch jobs",
-    "online": "Online world: request path, serving, logging",
+    "offline": "Offline world: data, training, batch jobs",
+    "online": "Online world: serving a request",
 }
 
 
@@ -120,10 +120,10 @@ def system_diagram(spec: Mapping) -> graphviz.Digraph:
 
     font = STYLE["font"]
     graph = graphviz.Digraph("system", format="svg")
-    graph.attr(rankdir="LR", fontname=font, fontsize="13", nodesep="0.3", ranksep="0.45", newrank="true")
-    graph.attr("node", fontname=font, fontsize="12", shape="box", style="rounded,filled",
+    graph.attr(rankdir="TB", fontname=font, fontsize="14", nodesep="0.25", ranksep="0.3", newrank="true")
+    graph.attr("node", fontname=font, fontsize="14", shape="box", style="rounded,filled",
                fillcolor="white", color="#333333", margin="0.15,0.06")
-    graph.attr("edge", fontname=font, fontsize="10", color=STYLE["edge"], arrowsize="0.7")
+    graph.attr("edge", fontname=font, fontsize="12", color=STYLE["edge"], arrowsize="0.7")
     if spec.get("title"):
         graph.attr(label=str(spec["title"]), labelloc="b")
 
