@@ -2,4 +2,7 @@
 
 - :mod:`~mlsd.systems.serving`  -- a validated prediction service, a background server, a load generator.
 - :mod:`~mlsd.systems.queueing` -- Erlang C and a discrete-event simulation of replicas behind a queue.
+- :mod:`~mlsd.systems.capacity` -- workers needed per request path at peak (Erlang C), as a table.
+- :mod:`~mlsd.systems.reranking` -- the product's rules after the ranker: a cap per group, blocked
+  items, a boost, demotion, lists cut to their first kept items.
 """
