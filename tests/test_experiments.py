@@ -10,8 +10,15 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
+from scipy import stats
+
 from mlsd.evaluation.experiments import (
     ABTestResult,
+    WelchTestResult,
+    ab_table,
+    p_value_text,
+    verdict_text,
+    welch_test,
     paired_bootstrap,
     ratio_test,
     ratio_variance,
@@ -107,7 +114,9 @@ def test_two_proportion_test_fields():
     assert result.significant and result.p_value < 0.05 and result.alpha == 0.05
     assert result.ci_low < result.difference < result.ci_high
     types = {f.name: type(getattr(result, f.name)) for f in dataclasses.fields(result)}
-    assert types == {**dict.fromkeys(types, float), "significant": bool}  # no NumPy scalars
+    # no NumPy scalars
+    assert types == {**dict.fromkeys(types, float), "significant": bool, "n_a": int, "n_b": int}
+    assert (result.n_a, result.n_b) == (1000, 1000)
 
 
 def test_two_proportion_test_degenerate_counts():
@@ -242,7 +251,8 @@ def test_ratio_test_with_one_notification_per_user_is_the_two_proportion_interva
     for field in ("rate_a", "rate_b", "difference", "relative_lift", "ci_low", "ci_high"):
         assert getattr(ratio, field) == pytest.approx(getattr(counts, field), rel=1e-12)
     assert ratio.p_value == pytest.approx(counts.p_value, rel=0.05)  # unpooled vs pooled z
-    assert all(type(getattr(ratio, f.name)) in (float, bool) for f in dataclasses.fields(ratio))
+    assert all(type(getattr(ratio, f.name)) in (float, bool, int) for f in dataclasses.fields(ratio))
+    assert (ratio.n_a, ratio.n_b) == (3000, 2500)
 
 
 def test_ratio_variance_matches_simulated_clustered_users():
@@ -304,3 +314,95 @@ def test_paired_bootstrap_pairs_the_arrays():
 def test_units_of_randomisation_reject_bad_input(call, error):
     with pytest.raises(error):
         call()
+
+
+# --------------------------------------------------------------------------- Welch's test, reporting
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+@pytest.mark.parametrize("n_a, n_b, shift, scale_b", [(400, 400, 0.1, 1.0), (50, 300, 0.5, 3.0),
+                                                      (2000, 1500, 0.0, 0.5)])
+def test_welch_test_agrees_with_scipy(n_a, n_b, shift, scale_b, alpha):
+    rng = np.random.default_rng(n_a + n_b)
+    a = rng.poisson(1.0, n_a).astype(float)  # watches per user: skewed, many zeros
+    b = rng.poisson(1.0 + shift, n_b) * scale_b
+    result = welch_test(a, b, alpha=alpha)
+    expected = stats.ttest_ind(b, a, equal_var=False)
+    ci = expected.confidence_interval(1 - alpha)
+    assert isinstance(result, WelchTestResult)
+    assert result.t == pytest.approx(expected.statistic, rel=1e-10)
+    assert result.p_value == pytest.approx(expected.pvalue, rel=1e-8, abs=1e-300)
+    assert result.df == pytest.approx(expected.df, rel=1e-10)
+    assert (result.ci_low, result.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    assert result.difference == pytest.approx(b.mean() - a.mean())
+    assert result.relative_lift == pytest.approx(b.mean() / a.mean() - 1)
+    assert (result.n_a, result.n_b, result.alpha) == (n_a, n_b, alpha)
+    assert result.significant == (result.p_value < alpha)
+
+
+def test_welch_test_hand_computed():
+    # a: mean 2, var 1 (ddof 1), n 3; b: mean 4, var 4, n 3: se^2 = 1/3 + 4/3 = 5/3
+    # df = (5/3)^2 / ((1/3)^2 / 2 + (4/3)^2 / 2) = (25/9) / (17/18) = 50/17
+    result = welch_test([1, 2, 3], [2, 4, 6])
+    assert result.t == pytest.approx(2 / math.sqrt(5 / 3))
+    assert result.df == pytest.approx(50 / 17)
+
+
+def test_welch_test_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least two units"):
+        welch_test([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="constant"):
+        welch_test([1.0, 1.0], [2.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        welch_test([1.0, np.nan], [2.0, 3.0])
+    with pytest.raises(ValueError, match="alpha"):
+        welch_test([1.0, 2.0], [2.0, 3.0], alpha=1.5)
+
+
+def test_welch_test_false_positive_rate():
+    rng = np.random.default_rng(0)
+    samples = rng.exponential(1.0, (2000, 2, 200))  # A/A tests on a skewed metric
+    p = np.array([welch_test(a, b).p_value for a, b in samples])
+    low, high = _band(0.05, n=2000)
+    assert low < (p < 0.05).mean() < high
+
+
+@pytest.mark.parametrize("p, text", [(0.0, "p < 0.001"), (0.000999, "p < 0.001"),
+                                     (0.001, "p = 0.001"), (0.04321, "p = 0.043"),
+                                     (1.0, "p = 1.000")])
+def test_p_value_text(p, text):
+    assert p_value_text(p) == text
+
+
+def test_verdict_text():
+    assert verdict_text(0.01) == "a detectable difference"
+    assert verdict_text(0.05) == "no detectable difference"  # p < alpha, strictly
+    assert verdict_text(0.03, alpha=0.01) == "no detectable difference"
+    for bad in (-0.1, 1.2, np.nan):
+        with pytest.raises(ValueError):
+            verdict_text(bad)
+        with pytest.raises(ValueError):
+            p_value_text(bad)
+
+
+def test_ab_table_mixes_tests():
+    rate = two_proportion_test(100, 1000, 130, 1000)
+    mean = welch_test([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 6.0])
+    table = ab_table({"CTR": rate, "revenue": mean})
+    assert list(table.index) == ["CTR", "revenue"]
+    assert list(table.columns) == ["control", "treatment", "difference", "relative lift",
+                                   "95% CI low", "95% CI high", "p-value"]
+    assert table.loc["CTR", "treatment"] == 0.13 and table.loc["revenue", "control"] == 2.5
+    assert table.loc["revenue", "p-value"] == mean.p_value
+    assert list(ab_table({"x": two_proportion_test(1, 10, 2, 10, alpha=0.1)}).columns)[4] == (
+        "90% CI low")
+
+
+def test_ab_table_rejects_bad_input():
+    with pytest.raises(ValueError, match="non-empty"):
+        ab_table({})
+    with pytest.raises(TypeError, match="WelchTestResult"):
+        ab_table({"x": 0.5})
+    with pytest.raises(ValueError, match="one alpha"):
+        ab_table({"a": two_proportion_test(1, 10, 2, 10),
+                  "b": two_proportion_test(1, 10, 2, 10, alpha=0.1)})

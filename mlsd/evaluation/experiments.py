@@ -7,13 +7,18 @@
 - :func:`simulate_peeking` -- what testing after every interim look does to the false-positive rate;
 - :func:`ratio_variance`, :func:`ratio_test` -- a rate over notifications when *users* are
   randomised (the delta method), and :func:`paired_bootstrap` -- an interval for any statistic
-  of paired arrays, resampling rows or whole groups (users, weeks) of rows.
+  of paired arrays, resampling rows or whole groups (users, weeks) of rows;
+- :func:`welch_test` -- a mean per unit (watches per user, revenue per request) compared with
+  Welch's t-test;
+- :func:`p_value_text`, :func:`verdict_text`, :func:`ab_table` -- how the chapters report a
+  test: "p < 0.001", "a detectable difference", one table row per metric or experiment.
 
 Conventions: arm A is the control and arm B the treatment, so a positive ``difference`` means
 the treatment clicks more. Rates are probabilities in (0, 1). Every random function takes an
 explicit ``seed`` (a non-negative integer, or a ``numpy.random.Generator`` that it advances),
 so a notebook draws exactly the same numbers on every run. ``tests/test_experiments.py`` checks
-the test against statsmodels and the simulated error rates against their expected values.
+the test against statsmodels, Welch's test against scipy, and the simulated error rates
+against their expected values.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "ABTestResult", "sample_size_two_proportions", "two_proportion_test",
     "simulate_ab_test", "simulate_ab_p_values", "simulate_aa_tests", "simulate_peeking",
     "ratio_variance", "ratio_test", "paired_bootstrap",
+    "WelchTestResult", "welch_test", "p_value_text", "verdict_text", "ab_table",
 ]
 
 
@@ -108,6 +114,8 @@ class ABTestResult:
     ci_high: float
     alpha: float
     significant: bool  #: p_value < alpha
+    n_a: int | None = None  #: units (users, requests) in arm A, when the test knows them
+    n_b: int | None = None
 
 
 def _pooled_z(clicks_a, n_a, clicks_b, n_b):
@@ -159,7 +167,7 @@ def two_proportion_test(clicks_a, n_a, clicks_b, n_b, *, alpha=0.05) -> ABTestRe
         rate_a=p_a, rate_b=p_b, difference=difference,
         relative_lift=difference / p_a if p_a > 0 else math.nan,
         z=z, p_value=p_value, ci_low=difference - half_width, ci_high=difference + half_width,
-        alpha=alpha, significant=p_value < alpha,
+        alpha=alpha, significant=p_value < alpha, n_a=n_a, n_b=n_b,
     )
 
 
@@ -292,7 +300,7 @@ def ratio_test(numerator_a, denominator_a, numerator_b, denominator_b, *, alpha=
         rate_a=rate_a, rate_b=rate_b, difference=difference,
         relative_lift=difference / rate_a if rate_a > 0 else math.nan,
         z=float(z), p_value=p_value, ci_low=difference - half_width, ci_high=difference + half_width,
-        alpha=alpha, significant=p_value < alpha,
+        alpha=alpha, significant=p_value < alpha, n_a=len(ya), n_b=len(yb),
     )
 
 
@@ -336,3 +344,128 @@ def paired_bootstrap(statistic, *arrays, groups=None, seed, n_resamples: int = 1
         samples[i] = statistic(*(a[rows] for a in arrays))
     low, high = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+# --------------------------------------------------------------------------- a mean per unit
+
+
+@dataclass(frozen=True)
+class WelchTestResult:
+    """The outcome of :func:`welch_test` (arm A = control, arm B = treatment)."""
+
+    mean_a: float
+    mean_b: float
+    difference: float  #: mean_b - mean_a
+    relative_lift: float  #: difference / mean_a (NaN if mean_a is 0)
+    t: float
+    df: float  #: Welch-Satterthwaite degrees of freedom
+    p_value: float  #: two-sided
+    ci_low: float  #: confidence interval for the difference, at level 1 - alpha
+    ci_high: float
+    alpha: float
+    significant: bool  #: p_value < alpha
+    n_a: int
+    n_b: int
+
+
+def welch_test(control, treatment, *, alpha=0.05) -> WelchTestResult:
+    """Compare the mean of a per-unit metric between two arms with Welch's t-test.
+
+    Each value is one unit of randomisation: a user's watches, a request's revenue. Units are
+    independent; what happens inside a unit (one user's ten impressions) need not be, which is
+    why the analysis is per unit. With means m_a, m_b, sample variances s_a^2, s_b^2 (ddof 1)
+    and sizes n_a, n_b::
+
+        se = sqrt(s_a^2 / n_a + s_b^2 / n_b),   t = (m_b - m_a) / se
+        df = se^4 / ( (s_a^2/n_a)^2 / (n_a - 1) + (s_b^2/n_b)^2 / (n_b - 1) )
+
+    (Welch-Satterthwaite); the p-value is two-sided from Student's t with df degrees of freedom
+    and the interval is (m_b - m_a) -/+ t_{1-alpha/2, df} se. Unlike Student's test it does not
+    assume equal variances, which a treatment that changes behaviour rarely keeps. It equals
+    ``scipy.stats.ttest_ind(treatment, control, equal_var=False)``. Skewed metrics (revenue:
+    mostly 0, sometimes dollars) need many units for the t approximation; at A/B sizes it holds.
+
+    Raises ``ValueError`` if an arm has fewer than two units or both arms are constant (no
+    variance: the test has nothing to measure the difference against).
+
+    References: Welch (1947), "The generalization of Student's problem when several different
+    population variances are involved", *Biometrika* 34; Kohavi, Tang & Xu (2020), ch. 17.
+    """
+    a, b = check_finite_array("control", control), check_finite_array("treatment", treatment)
+    for name, arm in (("control", a), ("treatment", b)):
+        if len(arm) < 2:
+            raise ValueError(f"{name} needs at least two units, got {len(arm)}")
+    alpha = _open_unit("alpha", alpha)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        raise ValueError("both arms are constant: Welch's test needs some variance")
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    mean_a, mean_b = float(a.mean()), float(b.mean())
+    difference = mean_b - mean_a
+    t = difference / se
+    p_value = float(2 * stats.t.sf(abs(t), df))
+    half_width = float(stats.t.ppf(1 - alpha / 2, df)) * se
+    return WelchTestResult(
+        mean_a=mean_a, mean_b=mean_b, difference=difference,
+        relative_lift=difference / mean_a if mean_a != 0 else math.nan, t=float(t),
+        df=float(df), p_value=p_value, ci_low=difference - half_width,
+        ci_high=difference + half_width, alpha=alpha, significant=p_value < alpha,
+        n_a=len(a), n_b=len(b),
+    )
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def p_value_text(p) -> str:
+    """A p-value as prose writes it: ``"p < 0.001"`` below 0.001, else ``"p = 0.123"``."""
+    p = check_finite("p", p)
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be between 0 and 1, got {p!r}")
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def verdict_text(p, alpha=0.05) -> str:
+    """``"a detectable difference"`` if ``p < alpha``, else ``"no detectable difference"``.
+
+    "No detectable difference" is not "no difference": the test may be too small to see it.
+    """
+    p, alpha = check_finite("p", p), _open_unit("alpha", alpha)
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be between 0 and 1, got {p!r}")
+    return "a detectable difference" if p < alpha else "no detectable difference"
+
+
+def ab_table(results):
+    """One row per metric or experiment: control, treatment, difference, lift, interval, p.
+
+    ``results`` maps a row name to a result of :func:`two_proportion_test`, :func:`ratio_test`
+    or :func:`welch_test` (mixed freely, with one ``alpha``). Columns: ``control``,
+    ``treatment`` (the arms' rates or means), ``difference`` (treatment - control),
+    ``relative lift``, ``95% CI low`` and ``95% CI high`` (of the difference; the level
+    follows ``alpha``) and ``p-value``. Returns a ``pandas.DataFrame``.
+    """
+    import pandas as pd
+
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict of name -> test result")
+    alphas = set()
+    rows = {}
+    for name, r in results.items():
+        if isinstance(r, ABTestResult):
+            control, treatment = r.rate_a, r.rate_b
+        elif isinstance(r, WelchTestResult):
+            control, treatment = r.mean_a, r.mean_b
+        else:
+            raise TypeError(f"results[{name!r}] must be an ABTestResult or WelchTestResult, "
+                            f"got {type(r).__name__}")
+        alphas.add(r.alpha)
+        rows[name] = [control, treatment, r.difference, r.relative_lift, r.ci_low, r.ci_high,
+                      r.p_value]
+    if len(alphas) > 1:
+        raise ValueError(f"the results must share one alpha, got {sorted(alphas)}")
+    level = f"{1 - alphas.pop():.0%}"
+    columns = ["control", "treatment", "difference", "relative lift", f"{level} CI low",
+               f"{level} CI high", "p-value"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)

@@ -34,7 +34,7 @@ from mlsd._checks import raise_first_bad as _first_bad
 __all__ = [
     # classification
     "precision", "recall", "f1", "roc_auc", "average_precision", "log_loss",
-    "normalized_cross_entropy", "calibration_curve", "expected_calibration_error",
+    "daily_log_loss", "normalized_cross_entropy", "calibration_curve", "expected_calibration_error",
     "calibration_intercept_slope",
     # ranking and retrieval
     "precision_at_k", "recall_at_k", "hit_rate_at_k", "reciprocal_rank",
@@ -207,6 +207,46 @@ def log_loss(y_true, y_prob) -> float:
     y_true, y_prob = _pair(y_true, y_prob, "y_prob", check=_probabilities)
     p = np.clip(y_prob, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return float(-np.mean(np.where(y_true == 1, np.log(p), np.log1p(-p))))
+
+
+def daily_log_loss(y_true, y_prob, day):
+    """:func:`log_loss` of each day (or any period), for a monitoring dashboard.
+
+    ``day`` gives each row's period (integers, dates, strings). ``y_prob`` is one array of
+    probabilities, or a mapping ``name -> array`` (a model and the oracle, say) to score several
+    predictions of the same rows at once. Returns a ``pandas.Series`` (one array) or a
+    ``pandas.DataFrame`` (a mapping: one column per name) indexed by the sorted distinct days,
+    index name ``"day"``. A day's value is the mean log loss of its rows, so days with more
+    traffic are not weighted more; average the rows, not the days, for an overall figure.
+
+    A day with a single class is allowed (as in :func:`log_loss`). For a trend, the log loss
+    minus the oracle's on the same rows removes most of the day-to-day change in how
+    predictable the rows are.
+    """
+    import pandas as pd
+
+    y = _labels("y_true", y_true)
+    day = _array_1d("day", day)
+    if len(day) != len(y):
+        raise ValueError(f"day must have one value per label ({len(y)}), got {len(day)}")
+    named = isinstance(y_prob, Mapping)
+    probs = dict(y_prob) if named else {None: y_prob}
+    if not probs:
+        raise ValueError("y_prob is an empty mapping: give at least one array of probabilities")
+    days, codes = np.unique(day, return_inverse=True)
+    order = np.argsort(codes, kind="stable")  # each day's rows together, in their order
+    bounds = np.cumsum(np.bincount(codes))[:-1]
+    columns = {}
+    for name, p in probs.items():
+        label = "y_prob" if name is None else f"y_prob[{name!r}]"
+        y, p = _pair(y, p, label, check=_probabilities)
+        p = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+        unit = -np.where(y == 1, np.log(p), np.log1p(-p))
+        columns[name] = [float(np.mean(u)) for u in np.split(unit[order], bounds)]
+    index = pd.Index(days, name="day")
+    if not named:
+        return pd.Series(columns[None], index=index, name="log loss")
+    return pd.DataFrame(columns, index=index)
 
 
 def normalized_cross_entropy(y_true, y_prob) -> float:
