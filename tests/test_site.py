@@ -92,3 +92,60 @@ def test_figures_tables_and_exercises_are_numbered_within_their_chapter(page):
     for kind in {kind for kind, _ in captions}:
         numbers = [number for k, number in captions if k == kind]
         assert numbers == [f"{chapter}.{i}" for i in range(1, len(numbers) + 1)], f"{kind}: {numbers}"
+
+
+# The readability limits of BOOK.md, measured as a reader sees the page: on a laptop (1366 x 900),
+# with every collapsed cell opened (a reader who opens one should not meet a sideways scroll).
+LAPTOP = {"width": 1366, "height": 900}
+MIN_DIAGRAM_TEXT_PX = 11
+
+
+@pytest.fixture(scope="module")
+def laptop_page(browser, site_url):
+    context = browser.new_context(viewport=LAPTOP)
+    opened = {}
+
+    def open_page(page):
+        if page not in opened:
+            tab = context.new_page()
+            tab.goto(site_url + page + ".html")
+            tab.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+            opened[page] = tab
+        return opened[page]
+
+    yield open_page
+    context.close()
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_no_code_block_needs_a_sideways_scroll(laptop_page, page):
+    widest_lines = laptop_page(page).evaluate("""() =>
+        [...document.querySelectorAll('div.cell_input pre, div.cell_output pre, div.highlight pre')]
+          .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+          .map(pre => pre.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a)))""")
+    assert not widest_lines, (f"{len(widest_lines)} code blocks scroll sideways; their widest lines:\n"
+                              + "\n".join(widest_lines))
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_visible_code_records_numbers_for_the_prose_in_at_most_one_line_per_cell(laptop_page, page):
+    """The bookkeeping stays out of sight: one `glue_numbers(...)` line, or a collapsed cell."""
+    counts = laptop_page(page).evaluate("""() =>
+        [...document.querySelectorAll('div.cell:not(.tag_hide-input) div.cell_input pre')]
+          .map(pre => pre.textContent.split('\\n').filter(line => /\\bglue\\w*\\(/.test(line)).length)""")
+    assert counts and max(counts) <= 1, f"cells show {sorted(counts)[-5:]} glue lines"
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_diagram_text_is_legible_at_column_width(laptop_page, page):
+    """Every SVG diagram's smallest text, as rendered in the column, is at least 11 px."""
+    tab = laptop_page(page)
+    diagrams = tab.evaluate("""() => [...document.querySelectorAll('div.cell_output img')]
+        .filter(img => img.src.endsWith('.svg'))
+        .map(img => [img.src, img.getBoundingClientRect().width])""")
+    for src, width in diagrams:
+        svg = tab.request.get(src).text()
+        view_width = float(re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ', svg)[1])
+        smallest = min(float(size) for size in re.findall(r'font-size="([\d.]+)"', svg))
+        rendered = smallest * width / view_width
+        assert rendered >= MIN_DIAGRAM_TEXT_PX, f"{src.rsplit('/', 1)[-1]}: text at {rendered:.1f} px"
