@@ -206,7 +206,11 @@ class Scoreboard(_MarkdownDirective):
                 f"Lift share across seeds: the lowest and highest at seeds {seeds_measured(measured)}. "
                 f"Run time and peak memory: `make bench` on {measured_on(measured)} (stored in `{BENCH}`)."
                 if measured else "")
-        return self.parse_markdown("\n".join(rows) + "\n\n" + note)
+        parsed = self.parse_markdown("\n".join(rows) + "\n\n" + note)
+        for node in parsed:   # eight columns: _static/book.css sets this table a size smaller
+            for table in node.findall(nodes.table):
+                table["classes"].append("scoreboard")
+        return parsed
 
 
 class ChapterFacts(_MarkdownDirective):

@@ -149,3 +149,9 @@ def test_diagram_text_is_legible_at_column_width(laptop_page, page):
         smallest = min(float(size) for size in re.findall(r'font-size="([\d.]+)"', svg))
         rendered = smallest * width / view_width
         assert rendered >= MIN_DIAGRAM_TEXT_PX, f"{src.rsplit('/', 1)[-1]}: text at {rendered:.1f} px"
+
+
+def test_the_scoreboard_fits_the_column(laptop_page):
+    overflowing = laptop_page("scoreboard").evaluate("""() => [...document.querySelectorAll('table')]
+        .map(table => table.parentElement).filter(box => box.scrollWidth > box.clientWidth + 1).length""")
+    assert overflowing == 0, "the scoreboard needs a sideways scroll at 1366 px"
