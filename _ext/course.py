@@ -266,7 +266,18 @@ def number_per_chapter(app, env) -> list[str]:
     return sorted(set(changed))
 
 
+def number_chapter_title(app, doctree) -> None:
+    """Put the chapter's number before its title ("9. Video recommendation: ..."), on the page and
+    in the sidebar, from the file name as the figures are. Runs before Sphinx's title collector
+    (priority 400), which then copies the numbered title for the sidebar and links."""
+    number = chapter_number(app.env.docname)
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if number is not None and section is not None and isinstance(section[0], nodes.title):
+        section[0].insert(0, nodes.Text(f"{number}. "))
+
+
 def setup(app):
+    app.connect("doctree-read", number_chapter_title, priority=400)
     app.add_directive("scoreboard", Scoreboard)
     app.add_directive("chapter-facts", ChapterFacts)
     app.connect("env-get-updated", number_per_chapter, priority=900)

@@ -155,3 +155,15 @@ def test_the_scoreboard_fits_the_column(laptop_page):
     overflowing = laptop_page("scoreboard").evaluate("""() => [...document.querySelectorAll('table')]
         .map(table => table.parentElement).filter(box => box.scrollWidth > box.clientWidth + 1).length""")
     assert overflowing == 0, "the scoreboard needs a sideways scroll at 1366 px"
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_chapter_title_and_sidebar_entry_carry_the_chapter_number(page):
+    """"9. Video recommendation: ...", from the file name, on the page and in the sidebar."""
+    number = int(re.search(r"chapters/(\d+)_", page)[1])
+    html = (ROOT / "_build" / "html" / f"{page}.html").read_text(encoding="utf-8")
+    heading = re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", html, re.S)[1])
+    assert heading.startswith(f"{number}. "), heading
+    home = (ROOT / "_build" / "html" / "scoreboard.html").read_text(encoding="utf-8")  # its sidebar lists every chapter
+    entry = re.search(rf'<li class="toctree-l1"><a class="reference internal" href="{page}.html">([^<]*)</a>', home)
+    assert entry and entry[1].startswith(f"{number}. "), entry and entry[1]
