@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlsd.models.training import Adam, KeepBest, minibatches
+from mlsd.models.training import Adam, KeepBest, gradient_check, minibatches
 
 
 def test_adam_matches_the_published_update():
@@ -118,3 +118,16 @@ def test_keep_best_for_a_loss():
 def test_keep_best_refuses_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call(KeepBest())
+
+
+def test_gradient_check_tells_a_right_gradient_from_a_wrong_one():
+    w = np.random.default_rng(0).normal(size=(3, 4))
+    params = {"w": w}
+    loss = lambda: float((np.sin(params["w"]) ** 2).sum())          # noqa: E731
+    right = {"w": 2 * np.sin(w) * np.cos(w)}
+    before = w.copy()
+    assert gradient_check(loss, params, right, rng=np.random.default_rng(1)) < 1e-6
+    np.testing.assert_array_equal(w, before)                         # weights put back
+    assert gradient_check(loss, params, {"w": np.cos(w)}, rng=np.random.default_rng(1)) > 0.1
+    with pytest.raises(ValueError, match="no parameter"):
+        gradient_check(loss, params, {"v": right["w"]}, rng=np.random.default_rng(1))
