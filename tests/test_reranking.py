@@ -96,3 +96,18 @@ def test_creator_cap_on_scores_equals_a_per_user_loop():
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_demote_orders_a_row_alone_as_within_a_matrix():
+    rng = np.random.default_rng(2)
+    scores = np.round(rng.random((6, 40)), 2)          # many exact ties
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    demoted = rng.random(scores.shape) < 0.3
+    together = demote(scores, demoted)
+    for r in range(6):
+        alone = demote(scores[[r]], demoted[[r]])[0]
+        assert list(top_k(alone, 40)) == list(top_k(together[r], 40))
+        kept = np.isfinite(scores[r]) & ~demoted[r]
+        low = demoted[r] & np.isfinite(scores[r])
+        if kept.any() and low.any():
+            assert together[r][low].max() < together[r][kept].min()

@@ -185,9 +185,12 @@ def boost(scores, boosted, factor: float) -> np.ndarray:
 def demote(scores, demoted) -> np.ndarray:
     """A copy of ``scores`` with the ``demoted`` cells moved below every other finite cell.
 
-    The demoted cells keep their order among themselves and stay above ``-inf``: a list with
-    too few other candidates still fills up with them, last. (Each demoted score has the span
-    of the finite scores, plus one, subtracted.)
+    The demoted cells keep their order among themselves (equal scores stay equal, so ties
+    still go to the lower position) and stay above ``-inf``: a list with too few other
+    candidates still fills up with them, last. Their values become ranks placed below the
+    lowest score that is not demoted, so the result orders cells; it is no longer a
+    probability. The order is exact (no rounding merges two demoted scores), so a row
+    demoted alone orders its cells as the same row demoted within a larger matrix.
 
     Raises
     ------
@@ -196,8 +199,11 @@ def demote(scores, demoted) -> np.ndarray:
     """
     scores = _scores(scores)
     demoted = _same_shape("demoted", demoted, scores.shape) & np.isfinite(scores)
-    finite = scores[np.isfinite(scores)]
     if not demoted.any():
         return scores.copy()
-    penalty = float(finite.max() - finite.min()) + 1.0
-    return np.where(demoted, scores - penalty, scores)
+    kept = np.isfinite(scores) & ~demoted
+    floor = float(scores[kept].min()) if kept.any() else 0.0
+    levels, rank = np.unique(scores[demoted], return_inverse=True)   # ascending, ties shared
+    out = scores.copy()
+    out[demoted] = floor - len(levels) + rank.ravel()
+    return out
