@@ -1,0 +1,18 @@
+"""Each case study's own plumbing: what its chapter uses but does not teach, one module per world.
+
+A chapter writes its lesson (the model or index it teaches) in the notebook; turning its tables
+into arrays, its evaluation harness, its serving glue and its figures live here, tested in
+``tests/test_case_<world>.py``. Code two chapters share goes to ``mlsd.evaluation``,
+``mlsd.systems`` or ``mlsd.models`` instead.
+
+- :mod:`~mlsd.cases.visual_search` -- Chapter 5: hand-made features, graded metrics, exact
+  search and recall against it, the timing harness, duplicate groups, the replayed A/B test,
+  index freshness and the drift monitor.
+- :mod:`~mlsd.cases.video_recommendation` -- Chapter 9: the log as arrays at a cut-off, the
+  ranker's feature rows and labels, the judge of lists, the feed server, the drift monitor,
+  the retraining cadences and the feedback-loop simulation.
+- :mod:`~mlsd.cases.ad_click_prediction` -- Chapter 11: the joined log and its hashed feature
+  keys, the vocabulary and the serving model, the tree table and leaf features, the auction
+  harness and its replayed A/B test, the feature-store batch job and request path, the click
+  stream with delayed labels, the drift monitors and figures.
+"""
