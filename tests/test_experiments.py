@@ -15,6 +15,7 @@ from scipy import stats
 from mlsd.evaluation.experiments import (
     ABTestResult,
     WelchTestResult,
+    ab_numbers,
     ab_table,
     p_value_text,
     verdict_text,
@@ -406,3 +407,18 @@ def test_ab_table_rejects_bad_input():
     with pytest.raises(ValueError, match="one alpha"):
         ab_table({"a": two_proportion_test(1, 10, 2, 10),
                   "b": two_proportion_test(1, 10, 2, 10, alpha=0.1)})
+
+
+def test_ab_numbers_names_every_number_once():
+    rate = two_proportion_test(100, 1000, 130, 1000)
+    numbers = ab_numbers("ab_ctr", rate)
+    assert set(numbers) == {f"ab_ctr_{k}" for k in ("control", "treatment", "difference", "lift",
+                                                     "ci_low", "ci_high", "p", "verdict")}
+    assert numbers["ab_ctr_lift"] == rate.relative_lift and numbers["ab_ctr_control"] == 0.1
+    assert numbers["ab_ctr_p"].data == p_value_text(rate.p_value)
+    assert numbers["ab_ctr_verdict"].data == "a detectable difference"
+    mean = welch_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], alpha=0.1)
+    assert ab_numbers("x", mean)["x_treatment"] == mean.mean_b
+    assert ab_numbers("x", mean)["x_verdict"].data == verdict_text(mean.p_value, 0.1)
+    with pytest.raises(ValueError, match="prefix"):
+        ab_numbers("", rate)

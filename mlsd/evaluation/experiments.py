@@ -10,8 +10,9 @@
   of paired arrays, resampling rows or whole groups (users, weeks) of rows;
 - :func:`welch_test` -- a mean per unit (watches per user, revenue per request) compared with
   Welch's t-test;
-- :func:`p_value_text`, :func:`verdict_text`, :func:`ab_table` -- how the chapters report a
-  test: "p < 0.001", "a detectable difference", one table row per metric or experiment.
+- :func:`p_value_text`, :func:`verdict_text`, :func:`ab_table`, :func:`ab_numbers` -- how the
+  chapters report a test: "p < 0.001", "a detectable difference", one table row per metric or
+  experiment, and the numbers a paragraph quotes.
 
 Conventions: arm A is the control and arm B the treatment, so a positive ``difference`` means
 the treatment clicks more. Rates are probabilities in (0, 1). Every random function takes an
@@ -36,7 +37,7 @@ __all__ = [
     "ABTestResult", "sample_size_two_proportions", "two_proportion_test",
     "simulate_ab_test", "simulate_ab_p_values", "simulate_aa_tests", "simulate_peeking",
     "ratio_variance", "ratio_test", "paired_bootstrap",
-    "WelchTestResult", "welch_test", "p_value_text", "verdict_text", "ab_table",
+    "WelchTestResult", "welch_test", "p_value_text", "verdict_text", "ab_table", "ab_numbers",
 ]
 
 
@@ -469,3 +470,27 @@ def ab_table(results):
     columns = ["control", "treatment", "difference", "relative lift", f"{level} CI low",
                f"{level} CI high", "p-value"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def ab_numbers(prefix: str, result) -> dict:
+    """The numbers a paragraph quotes about one test, named ``{prefix}_...``, for glue.
+
+    ``control``, ``treatment`` (rates or means), ``difference``, ``lift`` (relative),
+    ``ci_low`` and ``ci_high`` (of the difference) as floats; ``p`` (:func:`p_value_text`) and
+    ``verdict`` (:func:`verdict_text` at the test's alpha) as Markdown, so that
+    ``{glue:md}`` prints them without quotes. ``result`` is an :class:`ABTestResult` or a
+    :class:`WelchTestResult`.
+    """
+    from IPython.display import Markdown
+
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty str, got {prefix!r}")
+    row = ab_table({prefix: result}).iloc[0]
+    return {f"{prefix}_control": float(row["control"]),
+            f"{prefix}_treatment": float(row["treatment"]),
+            f"{prefix}_difference": float(result.difference),
+            f"{prefix}_lift": float(result.relative_lift),
+            f"{prefix}_ci_low": float(result.ci_low), f"{prefix}_ci_high": float(result.ci_high),
+            f"{prefix}_p": Markdown(p_value_text(result.p_value)),
+            f"{prefix}_verdict": Markdown(verdict_text(result.p_value, result.alpha))}
+
