@@ -108,11 +108,11 @@ def _judge(k=2):
     task = vr.RankingTask(7, np.array([0, 1]), np.arange(5), {0: {0}, 1: set()},
                           {0: {2, 3}, 1: {4}})
     truth = np.array([[0.9, 0.1, 0.5, 0.4, 0.0, 0.2], [0.0, 0.2, 0.1, 0.3, 0.8, 0.0]])
-    return vr.RankingTask, case.Judge(task, truth, np.arange(6) % 2, k)
+    return case.Judge(task, truth, np.arange(6) % 2, k)
 
 
 def test_judge_lists_metrics_and_panels():
-    _, judge = _judge()
+    judge = _judge()
     lists = judge.lists(np.array([9.0, 5, 4, 3, 2, 1]))   # one ranking for everyone
     assert lists == {0: [1, 2], 1: [0, 1]}                # user 0 already watched video 0
     assert judge.expected_relevance(lists).tolist() == pytest.approx([0.3, 0.1])
@@ -146,8 +146,9 @@ def test_simulate_ab_is_a_welch_test_on_watches_per_user():
 def test_serve_days_and_cadences():
     p = np.array([[0.9, 0.5, 0.1], [0.2, 0.3, 0.4]])
     first = np.array([[np.inf, 1, np.inf], [np.inf] * 3])      # user 0 watched video 1 on day 1
+    fans_top = (np.array([True, False]), np.array([True, False, False]))
     table, per_user = case.serve_days({0: p}, range(3), first, np.array([0, 0, 1]), p, k=1,
-                                      top=(np.array([True, False]), np.array([True, False, False])))
+                                      top=fans_top)
     # day 0: nothing uploaded before it; day 2: user 0 has watched video 1, video 2 is up
     assert table["expected relevance@1"].tolist() == pytest.approx([0.0, 0.6, 0.65])
     assert table["top"].tolist() == [0.0, 1.0, 1.0]

@@ -46,12 +46,13 @@ from mlsd.evaluation.ranking import top_k, top_k_mask
 __all__ = [
     "Catalogue", "History", "make_catalogue", "make_history", "allowed_at", "genre_counts",
     "genre_share", "content_score", "trending_score", "ItemIndex", "baseline_scores",
-    "recall_at_n", "union",
-    "FeatureContext", "make_context", "context_at", "pair_features", "label_pairs",
-    "make_ranker", "rank_funnel", "Judge", "list_stats", "thinned", "FeedServer",
-    "latency_table", "latency_numbers", "scan_timings", "genre_monitor", "first_watch_days", "serve_days",
-    "alarm_numbers", "cadence_scores", "cadence_table", "days_text", "loop_numbers", "gini", "simulate_feed", "loop_summary", "plot_log", "plot_offline",
-    "plot_learning_curve", "plot_serving", "plot_monitor", "plot_cadences", "plot_loops",
+    "recall_at_n", "union", "FeatureContext", "make_context", "context_at", "pair_features",
+    "label_pairs", "make_ranker", "rank_funnel", "Judge", "list_stats", "thinned",
+    "FeedServer", "latency_table", "latency_numbers", "scan_timings", "genre_monitor",
+    "alarm_numbers", "first_watch_days", "serve_days", "cadence_scores", "cadence_table",
+    "days_text", "gini", "simulate_feed", "loop_summary", "loop_numbers", "plot_log",
+    "plot_offline", "plot_learning_curve", "plot_serving", "plot_monitor", "plot_cadences",
+    "plot_loops",
 ]
 
 LABEL_DAYS = 7          #: labels are the watches of the week after a cut-off

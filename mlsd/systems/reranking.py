@@ -16,7 +16,8 @@ Two shapes appear. A **list matrix** holds item ids, one ranked list per row, be
 (row, item) cell, ``-inf`` for what may not be shown: what a ranker returns before the lists
 are cut (with :func:`mlsd.evaluation.ranking.top_k`). Rules that reorder work on either: cut the
 lists, mark the cells a rule removes, then :func:`first_kept` (lists) or :func:`demote` (scores).
-Order is always the input's; ties keep the lower position, as :func:`~mlsd.evaluation.ranking.top_k`.
+Order is always the input's; ties keep the lower position, as
+:func:`~mlsd.evaluation.ranking.top_k` does.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _scores(scores) -> np.ndarray:
 
 
 def cap_per_group(lists, groups, max_per_group: int) -> np.ndarray:
-    """Keep mask: an item is kept unless ``max_per_group`` earlier items of its row share its group.
+    """Keep mask: an item stays unless ``max_per_group`` earlier items of its row share its group.
 
     Walking down each row, position ``j`` is kept when fewer than ``max_per_group`` of the
     positions before it (kept or not, whatever other rules say about them) hold an item of the
@@ -133,7 +134,8 @@ def drop_blocked(lists, blocked) -> np.ndarray:
     lists = _lists(lists)
     blocked = np.asarray(blocked)
     if blocked.dtype != bool:
-        raise TypeError(f"blocked must be a boolean mask per item, got values of type {blocked.dtype}")
+        raise TypeError(f"blocked must be a boolean mask per item, got values of type "
+                        f"{blocked.dtype}")
     return ~_lookup("blocked", blocked, lists)
 
 
