@@ -1,5 +1,8 @@
 """mlsd.book: the notebook helpers (gluing numbers for the prose, showing shared source)."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from IPython.display import Markdown
@@ -46,3 +49,13 @@ def test_show_source_renders_a_python_block_and_rejects_bad_input():
         show_source()
     with pytest.raises(TypeError, match="cannot show the source"):
         show_source(42)
+
+
+def test_show_source_refuses_code_wider_than_the_column():
+    namespace = {}
+    wide = "def wide():\n    return '" + "x" * 90 + "'\n"
+    path = Path(tempfile.mkdtemp()) / "wide_module.py"
+    path.write_text(wide)
+    exec(compile(wide, str(path), "exec"), namespace)
+    with pytest.raises(ValueError, match="wider than the book's 88 characters"):
+        show_source(namespace["wide"])

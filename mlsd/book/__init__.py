@@ -19,6 +19,9 @@ import numpy as np
 
 __all__ = ["glue_numbers", "show_source"]
 
+#: The widest code line the book shows: 88 characters fit the text column at 1366 px.
+CODE_WIDTH = 88
+
 
 def glue_numbers(**values) -> None:
     """Record values for the prose, ``name=value`` each: ``{glue:text}`name``` quotes them.
@@ -57,6 +60,14 @@ def show_source(*objects):
 
     Chapters use it to display code that lives in ``mlsd`` (because several chapters share it)
     where the chapter explains it, instead of redefining it in the notebook.
+
+    Raises
+    ------
+    ValueError
+        If nothing is given, or a line is wider than :data:`CODE_WIDTH` (the reader would have
+        to scroll sideways: wrap the source in ``mlsd``).
+    TypeError
+        If an object has no source (a number, a built-in).
     """
     from IPython.display import Markdown
 
@@ -66,4 +77,8 @@ def show_source(*objects):
         sources = [inspect.getsource(obj).rstrip() for obj in objects]
     except TypeError as error:
         raise TypeError(f"cannot show the source of {objects!r}: {error}") from None
+    wide = [line for source in sources for line in source.splitlines() if len(line) > CODE_WIDTH]
+    if wide:
+        raise ValueError(f"{len(wide)} lines are wider than the book's {CODE_WIDTH} characters, "
+                         f"e.g. {wide[0]!r}: wrap them where they are defined")
     return Markdown("```python\n" + "\n\n\n".join(sources) + "\n```")

@@ -119,8 +119,11 @@ def value_hashes(values) -> np.ndarray:
 
 
 def mix(*hashes) -> np.ndarray:
-    """One 64-bit key (int64) from several arrays of hashes: the running key is hashed with each
-    part in turn, so ``mix(field, a, b)`` is the key of the cross "field = (a, b)"."""
+    """One 64-bit key (int64) from several arrays of hashes.
+
+    The running key is hashed with each part in turn, so ``mix(field, a, b)`` is the key
+    of the cross "field = (a, b)".
+    """
     if not hashes:
         raise ValueError("mix needs at least one array of hashes")
     key = np.zeros(len(hashes[0]), dtype=np.uint64)
@@ -189,11 +192,12 @@ class Vocabulary:
 def hashed_design(rows, keys, n_rows: int, bits: int) -> sparse.csr_matrix:
     """The hashing trick: column = hash(key) mod 2^bits, no vocabulary.
 
-    The key is hashed once more so that buckets do not follow the keys' order; two keys in one
-    column share its weight (a collision).
+    The key is hashed once more so that buckets do not follow the keys' order; two keys
+    in one column share its weight (a collision).
     """
     col = (pd.util.hash_array(keys) % (1 << bits)).astype(np.int64)
-    return sparse.csr_matrix((np.ones(len(col)), (rows, col)), shape=(n_rows, 1 << bits))
+    return sparse.csr_matrix((np.ones(len(col)), (rows, col)),
+                             shape=(n_rows, 1 << bits))
 
 
 # --------------------------------------------------------------------------- metrics, baselines
@@ -488,13 +492,13 @@ def write_feature_store(store, observed, known_clicks: pd.DataFrame) -> pd.DataF
 
 
 def score_request(store, model, user_id, context: dict, candidate_ids):
-    """P(click) of each candidate ad for one request, and the milliseconds of each stage.
+    """P(click) of each candidate ad for one request, and each stage's milliseconds.
 
-    Two reads from the store (the user's row, the candidates' rows by primary key, in the
-    request's order), the joined (user, ad, context) frame the offline code builds with
-    :func:`join_impressions`, and ``model.predict_proba``. ``context`` holds the request's
-    ``day``, ``second`` (local time), ``device`` and ``placement``. An unknown user or creative
-    raises ``ValueError``.
+    Two reads from the store (the user's row, the candidates' rows by primary key, in
+    the request's order), the joined (user, ad, context) frame the offline code builds
+    with :func:`join_impressions`, and ``model.predict_proba``. ``context`` holds the
+    request's ``day``, ``second`` (local time), ``device`` and ``placement``. An unknown
+    user or creative raises ``ValueError``.
     """
     clock = [time.perf_counter()]
     ids = [int(c) for c in candidate_ids]
@@ -503,8 +507,9 @@ def score_request(store, model, user_id, context: dict, candidate_ids):
     ads = store.lookup_in("ads", AD_COLUMNS[1:], "creative_id", ids)
     clock.append(time.perf_counter())
     frame = pd.DataFrame(ads, columns=AD_COLUMNS[1:]).assign(creative_id=ids)
-    frame = frame.assign(day=context["day"], second=context["second"], user_id=int(user_id),
-                         device=context["device"], placement=context["placement"],
+    frame = frame.assign(day=context["day"], second=context["second"],
+                         user_id=int(user_id), device=context["device"],
+                         placement=context["placement"],
                          age_band=user[0], country=user[1], interests=user[2],
                          hour=context["second"] // 3600,
                          day_of_week=acp.DAYS_OF_WEEK[context["day"] % 7])
