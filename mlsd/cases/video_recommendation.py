@@ -46,13 +46,13 @@ from mlsd.evaluation.ranking import top_k, top_k_mask
 __all__ = [
     "Catalogue", "History", "make_catalogue", "make_history", "allowed_at", "genre_counts",
     "genre_share", "content_score", "trending_score", "ItemIndex", "baseline_scores",
-    "recall_at_n", "union", "FeatureContext", "make_context", "context_at", "pair_features",
-    "label_pairs", "make_ranker", "rank_funnel", "Judge", "list_stats", "thinned",
-    "FeedServer", "latency_table", "latency_numbers", "scan_timings", "genre_monitor",
-    "alarm_numbers", "first_watch_days", "serve_days", "cadence_scores", "cadence_table",
-    "days_text", "gini", "simulate_feed", "loop_summary", "loop_numbers", "plot_log",
-    "plot_offline", "plot_learning_curve", "plot_serving", "plot_monitor", "plot_cadences",
-    "plot_loops",
+    "top_allowed", "recall_at_n", "union", "FeatureContext", "make_context", "context_at",
+    "pair_features", "label_pairs", "make_ranker", "rank_funnel", "Judge", "list_stats",
+    "thinned", "FeedServer", "latency_table", "latency_numbers", "scan_timings",
+    "genre_monitor", "alarm_numbers", "first_watch_days", "serve_days", "cadence_scores",
+    "cadence_table", "days_text", "gini", "simulate_feed", "loop_summary", "loop_numbers",
+    "plot_log", "plot_offline", "plot_learning_curve", "plot_serving", "plot_monitor",
+    "plot_cadences", "plot_loops",
 ]
 
 LABEL_DAYS = 7          #: labels are the watches of the week after a cut-off
@@ -232,6 +232,21 @@ def baseline_scores(history: History, catalogue: Catalogue) -> dict:
     }
 
 
+def top_allowed(scores, k: int, allowed) -> np.ndarray:
+    """:func:`~mlsd.evaluation.ranking.top_k_mask` computed on the rows that allow anything.
+
+    The same mask (a row that may show nothing is all False), without ranking the rows a
+    generator does not serve: with candidates for a sample of users, ``top_k_mask`` would
+    sort every cell of every other row, since all of them tie at ``-inf``.
+    """
+    allowed = np.asarray(allowed)
+    rows = np.flatnonzero(allowed.any(axis=1))
+    scores = np.asarray(scores)
+    out = np.zeros(allowed.shape, bool)
+    out[rows] = top_k_mask(scores if len(scores) == 1 else scores[rows], k, allowed[rows])
+    return out
+
+
 def recall_at_n(candidates, task) -> float:
     """Share of the task's relevant (user, video) pairs in a users x videos boolean matrix."""
     rows, cols = np.array([(u, v) for u, vs in task.relevant.items() for v in vs]).T
@@ -307,31 +322,35 @@ def pair_features(ctx: FeatureContext, catalogue: Catalogue, u, v) -> pd.DataFra
 # --------------------------------------------------------------------------- the ranker
 
 
-def label_pairs(log, context, catalogue, funnel, negatives, seed, negatives_per_user=50):
+def label_pairs(log, context, catalogue, funnel, negatives, seed,
+                negatives_per_user=50):
     """(users, videos, labels) from the week after the context's cut-off.
 
-    ``negatives="impressions"``: every candidate shown in the week, labelled watched or not.
+    ``negatives="impressions"``: every candidate shown in the week, labelled watched or
+    not.
     ``negatives="candidates"``: the week's watches, plus ``negatives_per_user`` of each
     watcher's unwatched ``funnel`` candidates drawn at random (most were never shown).
     """
     if negatives not in ("impressions", "candidates"):
-        raise ValueError(f"negatives must be 'impressions' or 'candidates', got {negatives!r}")
+        raise ValueError(f"negatives must be 'impressions' or 'candidates', "
+                         f"got {negatives!r}")
     start = context.history.cut
     window = log[(log["day"] >= start) & (log["day"] < start + LABEL_DAYS)]
-    window = window[catalogue.upload_day[window["video_id"]] < start]  # candidates at the cut
+    window = window[catalogue.upload_day[window["video_id"]] < start]  # uploaded before
     not_seen = context.history.watched[window["user_id"], window["video_id"]].A1 == 0
     window = window[not_seen]
     if negatives == "impressions":
         shown = window.groupby(["user_id", "video_id"], as_index=False)["watched"].max()
         return tuple(shown[c].to_numpy() for c in ("user_id", "video_id", "watched"))
-    positives = window.loc[window["watched"] == 1, ["user_id", "video_id"]].drop_duplicates()
+    watched = window.loc[window["watched"] == 1, ["user_id", "video_id"]]
+    positives = watched.drop_duplicates()
     pos_u, pos_v = positives["user_id"].to_numpy(), positives["video_id"].to_numpy()
     is_positive = sparse.csr_matrix((np.ones(len(pos_u)), (pos_u, pos_v)),
                                     shape=funnel.shape).toarray() > 0
     neg_u, neg_v = [], []
     for user in np.unique(pos_u):
         pool = np.flatnonzero(funnel[user] & ~is_positive[user])
-        # a generator per user: a change in one user's pool leaves the others' draws alone
+        # a generator per user: a change in one user's pool leaves the others' draws
         pick = np.random.default_rng([seed, user]).choice(
             pool, min(negatives_per_user, len(pool)), replace=False)
         neg_u.append(np.full(len(pick), user))
@@ -492,19 +511,20 @@ class FeedServer:
         return videos[allowed[videos]], len(videos)
 
     def on_the_fly(self, user_id, allowed):
-        """The three personal generators of the chapter, for one user, at request time."""
+        """The chapter's three personal generators, for one user, at request time."""
         ctx, cat, n = self.ctx, self.catalogue, self.funnel
         one = allowed[None]
-        wals = top_k_mask((ctx.item_vectors @ ctx.user_vectors[user_id])[None], n["WALS"], one)
+        scores = (ctx.item_vectors @ ctx.user_vectors[user_id])[None]
+        wals = top_k_mask(scores, n["WALS"], one)
         near = self.index.neighbours(ctx.history.last_watched[user_id],
                                      n["item neighbours"] + 1)
-        content = content_score(ctx.genre_share[[user_id]], cat.user_language[[user_id]],
-                                cat, ctx.history)
+        content = content_score(ctx.genre_share[[user_id]],
+                                cat.user_language[[user_id]], cat, ctx.history)
         found = wals | near & one | top_k_mask(content, n["content"], one)
         return np.flatnonzero(found[0]), int(allowed.sum())
 
     def serve(self, user_id, retrieve):
-        """One feed request: the top-k list, milliseconds per stage, the funnel's sizes."""
+        """One feed request: the top-k list, ms per stage, the funnel's sizes."""
         ctx, cat = self.ctx, self.catalogue
         ms, sizes, clock = {}, {}, [time.perf_counter()]
 
@@ -515,11 +535,12 @@ class FeedServer:
         allowed = self.uploaded.copy()
         allowed[ctx.history.watched[user_id].indices] = False
         lap("user history")
-        personal, sizes["videos examined for personal candidates"] = retrieve(user_id, allowed)
+        personal, examined = retrieve(user_id, allowed)
+        sizes["videos examined for personal candidates"] = examined
         sizes["personal candidates"] = len(personal)
         lap("personal candidates")
-        trending = np.flatnonzero(top_k_mask(self.trending[None], self.funnel["trending"],
-                                             allowed[None])[0])
+        trending = np.flatnonzero(top_k_mask(
+            self.trending[None], self.funnel["trending"], allowed[None])[0])
         followed = np.concatenate([np.empty(0, int), *(
             self.fresh_uploads[c] for c in np.flatnonzero(cat.subscribed[user_id]))])
         shared = np.union1d(trending, followed[allowed[followed]])
@@ -534,7 +555,7 @@ class FeedServer:
         scores = self.rerank(scores, cat, ctx.history, users=[user_id], videos=videos,
                              **self.rules)[0]
         sizes["after the language filter"] = int(np.isfinite(scores).sum())
-        best = top_k(scores, self.k)                 # ties: the lower video id, as offline
+        best = top_k(scores, self.k)  # ties: the lower video id, as offline
         top = [int(v) for v in videos[best][np.isfinite(scores[best])]]
         sizes["served"] = len(top)
         lap("re-rank")
