@@ -123,7 +123,7 @@ def system_diagram(spec: Mapping) -> graphviz.Digraph:
     graph.attr(rankdir="TB", fontname=font, fontsize="14", nodesep="0.2", ranksep="0.3", newrank="true")
     graph.attr("node", fontname=font, fontsize="14", shape="box", style="rounded,filled",
                fillcolor="white", color="#333333", margin="0.1,0.05")
-    graph.attr("edge", fontname=font, fontsize="12", color=STYLE["edge"], arrowsize="0.7")
+    graph.attr("edge", fontname=font, fontsize="13", color=STYLE["edge"], arrowsize="0.7")
     if spec.get("title"):
         graph.attr(label=str(spec["title"]), labelloc="b")
 

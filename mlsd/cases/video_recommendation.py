@@ -46,7 +46,7 @@ from mlsd.evaluation.ranking import top_k, top_k_mask
 __all__ = [
     "Catalogue", "History", "make_catalogue", "make_history", "allowed_at", "genre_counts",
     "genre_share", "content_score", "trending_score", "ItemIndex", "baseline_scores",
-    "top_allowed", "recall_at_n", "union", "FeatureContext", "make_context", "context_at",
+    "recall_at_n", "union", "FeatureContext", "make_context", "context_at",
     "pair_features", "label_pairs", "make_ranker", "rank_funnel", "Judge", "list_stats",
     "thinned", "FeedServer", "latency_table", "latency_numbers", "scan_timings",
     "genre_monitor", "alarm_numbers", "first_watch_days", "serve_days", "cadence_scores",
@@ -230,21 +230,6 @@ def baseline_scores(history: History, catalogue: Catalogue) -> dict:
         "trending (3 days)": history.recent + popular / (popular.max() + 1),
         "popular in favourite genre": in_genre * (popular.max() + 1) + popular,
     }
-
-
-def top_allowed(scores, k: int, allowed) -> np.ndarray:
-    """:func:`~mlsd.evaluation.ranking.top_k_mask` computed on the rows that allow anything.
-
-    The same mask (a row that may show nothing is all False), without ranking the rows a
-    generator does not serve: with candidates for a sample of users, ``top_k_mask`` would
-    sort every cell of every other row, since all of them tie at ``-inf``.
-    """
-    allowed = np.asarray(allowed)
-    rows = np.flatnonzero(allowed.any(axis=1))
-    scores = np.asarray(scores)
-    out = np.zeros(allowed.shape, bool)
-    out[rows] = top_k_mask(scores if len(scores) == 1 else scores[rows], k, allowed[rows])
-    return out
 
 
 def recall_at_n(candidates, task) -> float:

@@ -90,10 +90,10 @@ def top_k_mask(scores, k: int, allowed) -> np.ndarray:
     k = check_int("k", k, minimum=1)
     masked, allowed = _allowed_scores(scores, allowed)
     mask = np.zeros(allowed.shape, dtype=bool)
-    if allowed.shape[1] == 0:
-        return mask
-    best = top_k(masked, k)
-    np.put_along_axis(mask, best, True, axis=1)
+    rows = np.flatnonzero(allowed.any(axis=1))   # a row allowing nothing has nothing to rank:
+    if rows.size:                                 # skipping it spares sorting its all -inf cells
+        best = top_k(masked[rows], k)
+        mask[rows[:, None], best] = True
     return mask & allowed
 
 
