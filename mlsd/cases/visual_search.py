@@ -326,17 +326,21 @@ def plot_recall_speed(ax, trade_off: pd.DataFrame, chosen, chosen_label: str,
     points = points or {"exact, numpy": ROLE_COLORS["baseline"],
                         "exact, faiss": OKABE_ITO["black"]}
     qps, recall = trade_off["QPS (one core)"], trade_off["recall@10"]
-    for method, color in lines.items():
+    # each method's knob labels on their own side of its line, so neighbours do not collide
+    sides = [((5, -12), "left"), ((-7, -14), "right"), ((0, 7), "center")]
+    for (method, color), (offset, align) in zip(lines.items(), sides):
         ax.plot(qps[method], recall[method], marker="o", color=color, label=method)
         for setting in qps[method].index:
             ax.annotate(str(setting), (qps[(method, setting)], recall[(method, setting)]),
-                        textcoords="offset points", xytext=(4, -11), fontsize=8, color=color)
+                        textcoords="offset points", xytext=offset, ha=align, fontsize=8,
+                        color=color)
     for method, color in points.items():
         ax.scatter(qps[(method, None)], 1.0, marker="s", s=60, color=color, label=method,
                    zorder=3)
     ax.scatter(qps[chosen], recall[chosen], s=250, facecolors="none",
                edgecolors=ROLE_COLORS["alert"], linewidths=2, label=chosen_label, zorder=4)
     ax.axhline(recall_target, color="#555555", linestyle="--", linewidth=1)
+    ax.margins(y=0.08)   # room for the labels above the top points and below the lowest
     ax.set(xscale="log", xlabel="queries per second, one core (log scale)", ylabel="recall@10",
            title="Recall against speed")
     ax.minorticks_off()
