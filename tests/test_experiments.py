@@ -399,6 +399,17 @@ def test_ab_table_mixes_tests():
         "90% CI low")
 
 
+def test_ab_table_for_showing_writes_p_as_prose_does():
+    tiny = two_proportion_test(1000, 10000, 1400, 10000)   # p far below 0.001
+    middling = two_proportion_test(100, 1000, 110, 1000)
+    shown = ab_table({"tiny": tiny, "middling": middling}, digits=3)
+    assert list(shown.columns) == list(ab_table({"tiny": tiny}).columns)
+    assert shown.loc["tiny", "p-value"] == "< 0.001"
+    assert shown.loc["middling", "p-value"] == f"{middling.p_value:.3f}"
+    assert shown.loc["tiny", "treatment"] == 0.14
+    assert shown.loc["middling", "relative lift"] == round(middling.relative_lift, 3)
+
+
 def test_ab_table_rejects_bad_input():
     with pytest.raises(ValueError, match="non-empty"):
         ab_table({})
@@ -407,6 +418,9 @@ def test_ab_table_rejects_bad_input():
     with pytest.raises(ValueError, match="one alpha"):
         ab_table({"a": two_proportion_test(1, 10, 2, 10),
                   "b": two_proportion_test(1, 10, 2, 10, alpha=0.1)})
+    for bad in (-1, 13, 2.0, True, "4"):
+        with pytest.raises(ValueError, match="digits"):
+            ab_table({"a": two_proportion_test(1, 10, 2, 10)}, digits=bad)
 
 
 def test_ab_numbers_names_every_number_once():

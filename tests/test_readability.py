@@ -46,6 +46,17 @@ def test_reading_time_counts_prose_and_code_but_not_solutions(tmp_path):
     assert minutes == pytest.approx(477 / 238 + 40 / 20)
 
 
+def test_going_further_notes_are_counted_apart(tmp_path):
+    note = ":::{admonition} Going further: why\n:class: dropdown\n" + "deep " * 476 + "\n:::"
+    path = _notebook(tmp_path, "a", "x = 1", prose="# t\n" + "word " * 237 + "\n\n" + note)
+    words, _, _ = readability.reading_minutes(path)
+    assert words == 238   # "t" and 237 words; the note is apart
+    assert readability.measure(path)["minutes going further"] == 2
+    shown = _notebook(tmp_path, "b", "x = 1", prose=note.replace(":class: dropdown\n", ""))
+    with pytest.raises(ValueError, match="not collapsed"):
+        readability.measure(shown)
+
+
 def test_problems_name_each_broken_limit(tmp_path):
     path = _notebook(tmp_path, "05_case",
                      "\n".join(f"x{i} = {i}" for i in range(35)),                 # over 30, no reason
@@ -89,8 +100,17 @@ def test_no_helper_is_defined_in_two_chapters():
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_the_reading_time_a_chapter_states_is_the_measured_one(path):
-    """The front matter's "about N minutes to read" within 5 minutes or 20 % of the measure."""
+    """The front matter's "about N minutes to read" within 5 minutes or 20 % of the measure, and
+    "M more for the optional Going further notes" likewise, where the chapter has some."""
     opening = "".join(nbformat.read(path, as_version=4).cells[0].source)
+    figures = readability.measure(path)
     stated = int(re.search(r"about (\d+) minutes to read", opening)[1])
-    measured = readability.measure(path)["minutes to read"]
+    measured = figures["minutes to read"]
     assert abs(stated - measured) <= max(5, 0.2 * measured), f"states {stated} minutes, measured {measured}"
+    further = re.search(r"(\d+) more for the optional .Going further. notes", opening)
+    if figures["minutes going further"] == 0:
+        assert further is None, "the chapter has no Going further notes"
+    else:
+        assert further, "the front matter does not say how long the Going further notes take"
+        stated, measured = int(further[1]), figures["minutes going further"]
+        assert abs(stated - measured) <= max(2, 0.2 * measured), f"states {stated}, measured {measured}"

@@ -12,6 +12,9 @@ notebooks, this does). ``tests/test_readability.py`` holds every chapter to the 
 Lines are counted as a reader meets them: every line of every non-empty code cell, blank lines
 and comments included (what the page shows). The reading time counts what a reader of the
 chapter reads (solutions are collapsed and optional, so they are left out) at the rates below.
+"Going further" notes are collapsed and optional too: a dropdown admonition titled "Going
+further: ..." holding a deep dive the rest of the chapter does not build on. Their words are
+counted apart, as ``minutes going further``, and the front matter states both figures.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ WORDS_PER_MINUTE = 238
 CODE_LINES_PER_MINUTE = 20
 
 GLUE_CALL = re.compile(r"\bglue\w*\(")
+#: A collapsed, optional deep dive: ``:::{admonition} Going further: ...`` with a
+#: ``:class: dropdown`` line (``{dropdown}`` is not used, so one pattern finds them all).
+GOING_FURTHER = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})\{admonition\} Going further\b[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+    re.M | re.S)
 WORD = re.compile(r"[A-Za-z0-9][\w'’.-]*")
 FIRST_CASE_STUDY = 5     # chapters from this number on are case studies
 
@@ -67,10 +75,23 @@ def definitions(source: str) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, kinds)]
 
 
-def reading_minutes(path: Path) -> tuple[int, int, float]:
-    """``(words of prose, lines of code, minutes)`` a reader spends on the chapter, solutions left out."""
+def going_further(path: Path) -> list[str]:
+    """The bodies of the notebook's "Going further" notes (solutions left out)."""
     cells = strip_solutions(_notebook(path))["cells"]
-    words = sum(len(WORD.findall("".join(c["source"]))) for c in cells if c["cell_type"] == "markdown")
+    bodies = [m["body"] for c in cells if c["cell_type"] == "markdown"
+              for m in GOING_FURTHER.finditer("".join(c["source"]))]
+    for body in bodies:
+        if not re.match(r"(:\w+:.*\n)*:class:[^\n]*\bdropdown\b", body):
+            raise ValueError(f"a Going further note is not collapsed (:class: dropdown): {body[:60]!r}")
+    return bodies
+
+
+def reading_minutes(path: Path) -> tuple[int, int, float]:
+    """``(words of prose, lines of code, minutes)`` a reader spends on the chapter, solutions and
+    "Going further" notes left out."""
+    cells = strip_solutions(_notebook(path))["cells"]
+    words = sum(len(WORD.findall(GOING_FURTHER.sub("", "".join(c["source"]))))
+                for c in cells if c["cell_type"] == "markdown")
     lines = sum(len(source.splitlines()) for c in cells if c["cell_type"] == "code"
                 and (source := "".join(c["source"])).strip())
     return words, lines, words / WORDS_PER_MINUTE + lines / CODE_LINES_PER_MINUTE
@@ -92,6 +113,8 @@ def measure(path: Path) -> dict:
         "most glue lines in a cell": max((len(GLUE_CALL.findall(c)) for c in cells), default=0),
         "words of prose": words,
         "minutes to read": round(minutes),
+        "minutes going further": round(sum(len(WORD.findall(b)) for b in going_further(path))
+                                       / WORDS_PER_MINUTE),
     }
 
 

@@ -438,19 +438,26 @@ def verdict_text(p, alpha=0.05) -> str:
     return "a detectable difference" if p < alpha else "no detectable difference"
 
 
-def ab_table(results):
+def ab_table(results, digits=None):
     """One row per metric or experiment: control, treatment, difference, lift, interval, p.
 
     ``results`` maps a row name to a result of :func:`two_proportion_test`, :func:`ratio_test`
     or :func:`welch_test` (mixed freely, with one ``alpha``). Columns: ``control``,
     ``treatment`` (the arms' rates or means), ``difference`` (treatment - control),
     ``relative lift``, ``95% CI low`` and ``95% CI high`` (of the difference; the level
-    follows ``alpha``) and ``p-value``. Returns a ``pandas.DataFrame``.
+    follows ``alpha``) and ``p-value``. Returns a ``pandas.DataFrame`` of numbers.
+
+    With ``digits``, the table is for showing: numbers rounded to that many decimals and the
+    p-value written as prose writes it (``"< 0.001"``, ``"0.382"``), since a rounded p-value
+    of ``0.0`` reads as "impossible", which no test can say.
     """
     import pandas as pd
 
     if not isinstance(results, dict) or not results:
         raise ValueError("results must be a non-empty dict of name -> test result")
+    if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int)
+                               or not 0 <= digits <= 12):
+        raise ValueError(f"digits must be None or a whole number from 0 to 12, got {digits!r}")
     alphas = set()
     rows = {}
     for name, r in results.items():
@@ -469,7 +476,13 @@ def ab_table(results):
     level = f"{1 - alphas.pop():.0%}"
     columns = ["control", "treatment", "difference", "relative lift", f"{level} CI low",
                f"{level} CI high", "p-value"]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    if digits is None:
+        return table
+    shown = table.drop(columns="p-value").round(digits)
+    shown["p-value"] = [p_value_text(p).removeprefix("p ").removeprefix("= ")
+                        for p in table["p-value"]]
+    return shown
 
 
 def ab_numbers(prefix: str, result) -> dict:
