@@ -170,9 +170,11 @@ class Autoscale:
     Horizontal Pod Autoscaler, whose default tolerance, 0.1, keeps the random ups and downs of
     Poisson traffic from adding and retiring a replica at every check. Replicas asked for become available
     ``warmup_delay`` seconds later (a new machine boots and loads the model). When ``desired``
-    is below the replicas running or starting, the surplus is retired: a stop message joins the
-    back of the queue and the replica that takes it shuts down, so no request is dropped. It
-    never goes below the initial count. There is no cool-down or smoothing: keep it simple.
+    is below the replicas running or starting, the surplus is retired, replicas still warming
+    up first (the newest first: they have served nothing yet, and cancelling them costs no
+    capacity); only then running ones: a stop message joins the back of the queue and the
+    replica that takes it shuts down, so no request is dropped. The replicas running never go
+    below the initial count. There is no cool-down or smoothing: keep it simple.
     """
 
     target_utilisation: float = 0.7
@@ -462,15 +464,30 @@ def _simulate_replicas(arrival, service, queued, servers, duration, timeout, pol
             wait[i] = waited
             yield env.timeout(service[i])
 
-    def add_replicas(k):
+    # The batches of replicas still warming up, oldest first: [replicas in the batch]. Lists, so
+    # that a scale-down can cancel replicas before they start.
+    warming = []
+
+    def add_replicas(batch):
         yield env.timeout(policy.warmup_delay)
-        running[0] += k
-        history.append((env.now, running[0]))
-        for _ in range(k):
-            env.process(replica())
+        del warming[next(k for k, b in enumerate(warming) if b is batch)]  # by identity
+        if batch[0]:
+            running[0] += batch[0]
+            history.append((env.now, running[0]))
+            for _ in range(batch[0]):
+                env.process(replica())
+
+    def retire(surplus):
+        """Cancel warming replicas, newest first, then stop running ones for the rest."""
+        for batch in reversed(warming):
+            cancelled = min(surplus, batch[0])
+            batch[0] -= cancelled
+            surplus -= cancelled
+        for _ in range(surplus):
+            queue.put(_STOP)
 
     def autoscaler():
-        planned = servers  # running, plus starting, minus asked to stop
+        planned = servers  # running, plus warming up, minus asked to stop
         times = arrival[to_queue]
         while env.now + policy.check_every <= duration:
             yield env.timeout(policy.check_every)
@@ -481,9 +498,10 @@ def _simulate_replicas(arrival, service, queued, servers, duration, timeout, pol
             # the 1e-9 keeps 7.0000000001 from becoming 8 replicas
             desired = min(max(math.ceil(load / policy.target_utilisation - 1e-9), servers), policy.max_servers)
             if desired > planned:
-                env.process(add_replicas(desired - planned))
-            for _ in range(planned - desired):
-                queue.put(_STOP)
+                warming.append(batch := [desired - planned])
+                env.process(add_replicas(batch))
+            elif desired < planned:
+                retire(planned - desired)
             planned = desired
 
     env.process(arrivals())
