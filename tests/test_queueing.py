@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from mlsd.systems.queueing import Autoscale, erlang_c, mmc_mean_wait, servers_needed, simulate_queue
+from mlsd.systems.queueing import (Autoscale, erlang_c, erlang_c_wait_quantile, erlang_c_wait_tail,
+                                   mmc_mean_wait, servers_needed, simulate_queue)
 
 SEED = 0
 
@@ -100,6 +101,35 @@ def test_simulated_mean_wait_matches_erlang_c(servers, rho, n_requests):
     assert summary["mean_wait"] == pytest.approx(mmc_mean_wait(lam, mu, servers), rel=0.05)
     assert summary["throughput_rps"] == pytest.approx(lam, rel=0.02)
     assert summary["timed_out_share"] == 0 and summary["cached_share"] == 0
+    # The whole wait distribution, not only its mean: P(wait), the tail at the median and the
+    # p90 of the wait, and the p99 wait a chapter reports. Over 4 seeds the simulated shares
+    # were within 0.005 of the formula and the p99 within 8 % (waits are autocorrelated).
+    wait = result.wait[result.arrival_time >= result.warmup]
+    assert np.mean(wait > 0) == pytest.approx(erlang_c(lam, mu, servers), abs=0.015)
+    for q in (0.5, 0.9):
+        t = erlang_c_wait_quantile(lam, mu, servers, q)
+        assert np.mean(wait > t) == pytest.approx(erlang_c_wait_tail(lam, mu, servers, t), abs=0.01)
+    assert np.quantile(wait, 0.99) == pytest.approx(
+        erlang_c_wait_quantile(lam, mu, servers, 0.99), rel=0.15)
+
+
+def test_wait_tail_and_quantile_by_hand():
+    # M/M/1 at rho = 0.5, mu = 1: C = rho = 0.5, the wait tail decays at c mu - lambda = 0.5
+    assert erlang_c_wait_tail(0.5, 1.0, 1, 0.0) == pytest.approx(0.5)
+    np.testing.assert_allclose(erlang_c_wait_tail(0.5, 1.0, 1, np.array([2.0, 4.0])),
+                               0.5 * np.exp(-0.5 * np.array([2.0, 4.0])))
+    assert erlang_c_wait_quantile(0.5, 1.0, 1, 0.99) == pytest.approx(math.log(50) / 0.5)
+    assert erlang_c_wait_quantile(0.5, 1.0, 1, 0.4) == 0.0   # 50 % never wait: the p40 is 0
+    t99 = erlang_c_wait_quantile(8.0, 1.0, 10, 0.99)
+    assert erlang_c_wait_tail(8.0, 1.0, 10, t99) == pytest.approx(0.01)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="t must be"):
+            erlang_c_wait_tail(0.5, 1.0, 1, bad)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="q must be"):
+            erlang_c_wait_quantile(0.5, 1.0, 1, bad)
+    with pytest.raises(ValueError, match="unstable"):
+        erlang_c_wait_tail(2.0, 1.0, 1, 1.0)
 
 
 def test_measured_constant_service_times_match_pollaczek_khinchine():

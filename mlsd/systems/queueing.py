@@ -5,12 +5,14 @@ is the M/M/c queue when requests arrive as a Poisson process (rate ``lambda`` pe
 service times are exponential (mean ``1 / mu`` seconds). With offered load ``a = lambda / mu``
 and utilisation ``rho = a / c < 1``, the **Erlang C formula** (Erlang 1917; Kleinrock 1975,
 section 3.5) gives the probability that an arriving request has to wait, and from it the mean
-wait in the queue ``W_q = C / (c mu - lambda)``.
+wait in the queue ``W_q = C / (c mu - lambda)``, and the whole wait distribution: a request
+that waits waits an exponential time of rate ``c mu - lambda``, so the tail and the p99 wait
+have closed forms too (:func:`erlang_c_wait_tail`, :func:`erlang_c_wait_quantile`).
 
 Real services break the formula's assumptions: traffic spikes, measured (not exponential)
 service times, a cache in front, clients that give up, replicas added by an autoscaler.
 :func:`simulate_queue` simulates all of these with SimPy; with none of them it reproduces Erlang
-C, which is how ``tests/test_queueing.py`` checks it.
+C (mean wait, P(wait), tail and p99), which is how ``tests/test_queueing.py`` checks it.
 
 References
 ----------
@@ -33,6 +35,8 @@ from mlsd._checks import check_finite, check_int
 __all__ = [
     "erlang_c",
     "mmc_mean_wait",
+    "erlang_c_wait_tail",
+    "erlang_c_wait_quantile",
     "servers_needed",
     "Autoscale",
     "QueueResult",
@@ -105,6 +109,39 @@ def mmc_mean_wait(arrival_rate: float, service_rate: float, servers: int) -> flo
     """
     c_prob = erlang_c(arrival_rate, service_rate, servers)
     return c_prob / (servers * service_rate - arrival_rate)
+
+
+def erlang_c_wait_tail(arrival_rate: float, service_rate: float, servers: int, t) -> float | np.ndarray:
+    """``P(W_q > t)``: the probability that a request waits longer than ``t`` in an M/M/c queue.
+
+    A request waits with probability ``C`` (:func:`erlang_c`); given that it waits, its wait is
+    exponential with rate ``c mu - lambda`` (all ``c`` servers busy, the queue drains at that
+    rate), so ``P(W_q > t) = C exp(-(c mu - lambda) t)`` for ``t >= 0`` (Kleinrock 1975,
+    eq. 3.44). ``t`` is a number or an array, in the unit of the rates. Raises like
+    :func:`erlang_c`, and on a negative or non-finite ``t``.
+    """
+    times = np.asarray(t, dtype=float)
+    if not np.all(np.isfinite(times)) or np.any(times < 0):
+        raise ValueError(f"t must be finite and >= 0, got {t!r}")
+    tail = erlang_c(arrival_rate, service_rate, servers) * np.exp(
+        -(servers * service_rate - arrival_rate) * times)
+    return float(tail) if tail.ndim == 0 else tail
+
+
+def erlang_c_wait_quantile(arrival_rate: float, service_rate: float, servers: int, q: float) -> float:
+    """The ``q``-quantile of the wait in an M/M/c queue, e.g. ``q=0.99`` for the p99 wait.
+
+    Inverts :func:`erlang_c_wait_tail`: ``t = ln(C / (1 - q)) / (c mu - lambda)`` when the
+    waiting probability ``C`` exceeds ``1 - q``, else 0 (more than a share ``q`` of requests
+    do not wait at all). ``q`` in [0, 1).
+    """
+    q = check_finite("q", q)
+    if not 0 <= q < 1:
+        raise ValueError(f"q must be in [0, 1), got {q}")
+    c_prob = erlang_c(arrival_rate, service_rate, servers)
+    if c_prob <= 1 - q:
+        return 0.0
+    return math.log(c_prob / (1 - q)) / (servers * service_rate - arrival_rate)
 
 
 def servers_needed(
