@@ -1,6 +1,7 @@
 import json
 import socket
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -11,7 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlsd.systems.serving import BackgroundServer, create_prediction_app, latency_summary, load_test
+from mlsd.systems.serving import (BackgroundServer, create_prediction_app, latency_summary, load_test,
+                                  open_loop_load_test)
 
 SCHEMA = {
     "device": ("ios", "android", "web"),
@@ -259,6 +261,60 @@ def test_load_test_refuses_bad_arguments(url, kwargs, message):
     arguments = {"payloads": [{}], "n_requests": 1} | kwargs
     with pytest.raises(ValueError, match=message):
         load_test(url, arguments.pop("payloads"), **arguments)
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    """A server that answers one request at a time in 20 ms: at most 50 a second."""
+    lock = threading.Lock()
+
+    def predict(X):
+        with lock:
+            time.sleep(0.02)
+        return np.zeros(len(X))
+
+    with BackgroundServer(create_prediction_app(predict, SCHEMA)) as running:
+        yield running
+
+
+def test_open_loop_below_capacity_answers_every_request_quickly(slow_server):
+    result = open_loop_load_test(slow_server.url + "/predict", [{"instances": [VALID]}],
+                                 rate=15.0, duration=1.0, seed=0)
+    due = np.cumsum(np.random.default_rng(0).exponential(1 / 15, 100))
+    assert result.n_requests == np.sum(due < 1.0)   # the arrivals of the seed, no more
+    assert result.errors == 0 and result.ok_share == 1.0
+    assert np.all(np.isfinite(result.latencies_ms)) and np.all(result.latencies_ms > 0)
+
+
+def test_open_loop_overload_grows_a_backlog_a_closed_loop_never_shows(slow_server):
+    url, payloads = slow_server.url + "/predict", [{"instances": [VALID]}]
+    # 80 a second for 1.5 s, over the capacity: the backlog, hence the wait, grows for as long
+    # as the load lasts, so the last tenth of the requests waits far longer than the first.
+    opened = open_loop_load_test(url, payloads, rate=80.0, duration=1.5, seed=1, timeout=5.0)
+    first, *_, last = np.array_split(opened.latencies_ms, 10)
+    assert np.median(last) > 1.5 * np.median(first) and np.median(last) > 500   # 25 services
+    assert opened.errors == 0 and opened.seconds > 2.0   # it drains after the arrivals stop
+    # Four clients that wait for their answers never queue more than four requests.
+    closed = load_test(url, payloads, n_requests=60, concurrency=4)
+    assert closed.errors == 0 and np.percentile(closed.latencies_ms, 99) < np.median(last) / 2
+
+
+@pytest.mark.parametrize(
+    "url, kwargs, message",
+    [
+        ("http://example.com/predict", {}, "127.0.0.1"),
+        ("http://127.0.0.1:1/predict", {"rate": 0}, "rate"),
+        ("http://127.0.0.1:1/predict", {"duration": -1}, "duration"),
+        ("http://127.0.0.1:1/predict", {"rate": 1e6, "duration": 1}, "100,000"),
+        ("http://127.0.0.1:1/predict", {"payloads": []}, "payloads"),
+        ("http://127.0.0.1:1/predict", {"seed": -1}, "seed"),
+        ("http://127.0.0.1:1/predict", {"max_in_flight": 0}, "max_in_flight"),
+    ],
+)
+def test_open_loop_load_test_refuses_bad_arguments(url, kwargs, message):
+    arguments = {"payloads": [{}], "rate": 1.0, "duration": 1.0, "seed": 0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        open_loop_load_test(url, arguments.pop("payloads"), **arguments)
 
 
 # --------------------------------------------------------------------------- latency summary

@@ -9,6 +9,8 @@ The serving chapter puts a trained model behind HTTP and measures it. Three piec
 - :func:`load_test` sends a bounded number of requests from a few threads and records every
   latency and status code; :func:`latency_summary` reduces the latencies to the percentiles a
   latency budget is written in.
+- :func:`open_loop_load_test` sends requests at Poisson times whatever the server does, as
+  independent users do: the load that shows overload, which a closed loop cannot.
 
 Wall-clock latencies differ from run to run: a notebook prints them only in cells that nbval
 ignores, and tests check them only loosely (positive, finite).
@@ -22,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -43,6 +46,7 @@ __all__ = [
     "BackgroundServer",
     "LoadTestResult",
     "load_test",
+    "open_loop_load_test",
     "latency_summary",
 ]
 
@@ -476,6 +480,101 @@ def load_test(
         thread.join()
     n = claimed[0]
     return LoadTestResult(latencies[:n], codes[:n], time.perf_counter() - start, int(np.sum(codes[:n] == 0)))
+
+
+def open_loop_load_test(
+    url: str,
+    payloads: list,
+    *,
+    rate: float,
+    duration: float,
+    seed: int,
+    timeout: float = 2.0,
+    max_in_flight: int = 64,
+) -> LoadTestResult:
+    """POST JSON bodies at the times of a Poisson process, whether or not earlier ones were answered.
+
+    :func:`load_test` is a *closed* loop: each client waits for its answer before it sends
+    again, so a slow server slows the load down and never sees more than ``concurrency``
+    requests at once. Users do not wait for each other. Here request ``i`` is due at the
+    ``i``-th arrival of a Poisson process of ``rate`` per second over ``duration`` seconds
+    (gaps drawn with ``np.random.default_rng(seed)``), and it is sent then, from a pool of
+    ``max_in_flight`` threads. Above the server's capacity the backlog grows for as long as the
+    test lasts: latencies climb, and requests start to time out.
+
+    Latency is counted from the time a request was *due*, not from when a thread could send it,
+    so time spent queued in this client counts, as it would in a user's browser (counting from
+    the send would hide the overload: "coordinated omission"). A request still unsent
+    ``timeout`` seconds after it was due is given up without being sent (status 0), like one
+    that waited ``timeout`` for an answer.
+
+    Parameters
+    ----------
+    url, payloads
+        As in :func:`load_test` (127.0.0.1 or localhost only; request ``i`` sends
+        ``payloads[i % len(payloads)]``).
+    rate, duration
+        Arrivals per second (> 0) and seconds of arrivals (> 0); at most 100,000 requests.
+    seed
+        Seed of the arrival times (>= 0): two tests with one seed send at the same times.
+    timeout
+        Seconds after its due time before a request counts as failed (status 0).
+    max_in_flight
+        Threads, hence requests open at once (>= 1).
+
+    Returns
+    -------
+    LoadTestResult
+        One entry per request due, in the order due; ``seconds`` is the whole test's wall clock.
+    """
+    url = _check_loopback_url(url)
+    if not isinstance(payloads, (list, tuple)) or not payloads:
+        raise ValueError("payloads must be a non-empty list of JSON bodies")
+    rate, duration = check_finite("rate", rate), check_finite("duration", duration)
+    timeout = check_finite("timeout", timeout)
+    if rate <= 0 or duration <= 0 or timeout <= 0:
+        raise ValueError(f"rate, duration and timeout must be > 0, got {rate}, {duration} and {timeout}")
+    if rate * duration > 100_000:
+        raise ValueError(f"rate * duration = {rate * duration:,.0f} requests; at most 100,000")
+    seed = check_int("seed", seed, minimum=0)
+    max_in_flight = check_int("max_in_flight", max_in_flight, minimum=1)
+
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1 / rate, int(rate * duration * 1.5) + 50)
+    due = np.cumsum(gaps)
+    due = due[due < duration]
+    n = due.size
+    latencies = np.full(n, np.nan)
+    codes = np.zeros(n, dtype=np.int64)
+    local = threading.local()
+    start = time.perf_counter()
+
+    def send(i):
+        waited = time.perf_counter() - start - due[i]
+        if waited > timeout:   # given up before it could be sent
+            latencies[i] = waited * 1000
+            return
+        if not hasattr(local, "client"):   # one keep-alive connection per thread
+            # trust_env=False: no proxy settings from the environment for 127.0.0.1
+            local.client = httpx.Client(trust_env=False)
+            clients.append(local.client)
+        try:
+            codes[i] = local.client.post(url, json=payloads[i % len(payloads)],
+                                         timeout=timeout - waited).status_code
+        except httpx.TransportError:
+            codes[i] = 0
+        latencies[i] = (time.perf_counter() - start - due[i]) * 1000
+
+    clients = []
+    with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="mlsd-open-load") as pool:
+        for i in range(n):
+            pause = due[i] - (time.perf_counter() - start)
+            if pause > 0:
+                time.sleep(pause)
+            pool.submit(send, i)
+    for client in clients:
+        client.close()
+    return LoadTestResult(latencies, codes, time.perf_counter() - start, int(np.sum(codes == 0)))
 
 
 def latency_summary(latencies_ms) -> dict:
