@@ -158,6 +158,22 @@ def test_daily_d_pools_a_window_of_days():
     assert list(case.daily_d(reference, values, days, window=2).index) == [2]
 
 
+def test_by_week_folds_days_into_weeks_and_leaves_missing_days_blank():
+    daily = pd.DataFrame({"photos": [5, 6, 7, 8, 9], "alarm": [False, True, False, True, True]},
+                         index=[11, 12, 13, 14, 16])   # day 10 and day 15 missing
+    table = case.by_week(daily, first_day=10, days=3)
+    assert list(table.columns) == [1, 2, 3]
+    assert list(table.index) == [("10-12", "photos"), ("10-12", "alarm"), ("13-15", "photos"),
+                                 ("13-15", "alarm"), ("16-16", "photos"), ("16-16", "alarm")]
+    assert table.loc[("10-12", "photos")].tolist() == ["", 5, 6]
+    assert table.loc[("13-15", "alarm")].tolist() == [False, True, ""]
+    assert table.loc[("16-16", "photos")].tolist() == [9, "", ""]
+    assert type(table.loc[("10-12", "photos"), 2]) is int or isinstance(
+        table.loc[("10-12", "photos"), 2], np.integer)   # 5, not 5.0
+    with pytest.raises(ValueError, match="first_day"):
+        case.by_week(daily, first_day=12)
+
+
 def test_phrases_follow_the_numbers():
     phrases = case.freshness_phrases(1.0, 0.05, 1.0)
     assert phrases["scale_new_in_top_list"].data == "all of them"

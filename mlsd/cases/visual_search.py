@@ -18,7 +18,7 @@ re-ranking rule itself; this module holds the rest, tested in
 - serving: :func:`memory_table`, :func:`scale_out`, and index freshness: :func:`stale_index`,
   :func:`ivf_state`, :func:`freshness_experiment`, :func:`faiss_list_sizes`;
 - monitoring: :func:`daily_d`, :func:`embed_photos`, :func:`upload_streams`,
-  :func:`plot_monitor`;
+  :func:`plot_monitor`, :func:`by_week` (a per-day table folded to fit the page);
 - the numbers and sentences each section's prose quotes, for
   :func:`mlsd.book.glue_numbers` (``*_numbers``, ``*_phrases``, :func:`training_verdict`).
 """
@@ -37,7 +37,7 @@ from mlsd.evaluation.experiments import two_proportion_test
 from mlsd.evaluation.ranking import ndcg_at_k, top_k
 
 __all__ = [
-    "ab_numbers", "ann_numbers", "category_fill", "daily_d", "duplicate_groups",
+    "ab_numbers", "ann_numbers", "by_week", "category_fill", "daily_d", "duplicate_groups",
     "embed_photos", "ExactNeighbours", "example_photos", "expected_rate", "expected_rates",
     "faiss_list_sizes", "freshness_experiment", "freshness_numbers", "freshness_phrases",
     "hand_features", "ivf_state", "list_shares", "memory_numbers", "memory_table",
@@ -540,6 +540,29 @@ def daily_d(reference, values, days, window: int) -> pd.DataFrame:
     d = {day: ks_test(reference, values[(days > day - window) & (days <= day)])[0]
          for day in np.unique(days)[window - 1:]}
     return pd.DataFrame({"KS D": pd.Series(d, dtype=float)})
+
+
+def by_week(daily: pd.DataFrame, first_day: int, days: int = 7) -> pd.DataFrame:
+    """A per-day table (one row per day) folded into weeks so that it fits the page: one row per
+    week and column of ``daily`` (index: the week's days, ``"99-105"``, and the column's name),
+    one column per day of the week, 1 to ``days``, counted from ``first_day``. A day that
+    ``daily`` lacks, or that lies past its last day, is left blank; values keep their type."""
+    days = check_int("days", days, minimum=1)
+    first_day = check_int("first_day", first_day)
+    if len(daily) == 0 or daily.index.min() < first_day:
+        raise ValueError(f"daily must have rows, none before first_day={first_day}")
+    last = int(daily.index.max())
+    full = daily.astype(object).reindex(range(first_day, last + 1))
+    rows = {}
+    for start in range(first_day, last + 1, days):
+        week = full.loc[start:start + days - 1]
+        label = f"{start}-{min(start + days - 1, last)}"
+        for column in daily.columns:
+            values = [v if pd.notna(v) else "" for v in week[column]]
+            rows[label, column] = values + [""] * (days - len(values))
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=range(1, days + 1))
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["days", None])
+    return table
 
 
 def embed_photos(tables, image_ids, encode, chunks: int = 5) -> np.ndarray:
