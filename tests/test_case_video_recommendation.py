@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from scipy import stats  # noqa: E402
+from scipy import integrate, stats  # noqa: E402
 
 from mlsd.cases import video_recommendation as case  # noqa: E402
 from mlsd.datasets import video_recommendation as vr  # noqa: E402
@@ -157,6 +157,50 @@ def test_serve_days_and_cadences():
     assert served == {"frozen": {0: ("a", 0)},
                       "weekly refresh, ranker kept": {0: ("a", 0), 7: ("a", 7)},
                       "weekly retrain": {0: ("a", 0), 7: ("b", 7)}}
+
+
+def test_trend_numbers_describe_the_stream():
+    class Live:  # a stand-in stream: four days, three uploads of which one short
+        n_days = 4
+        videos = pd.DataFrame({"video_id": [6, 7, 8]})
+        impressions = pd.DataFrame({"watched": [1, 0, 1, 1, 0]})
+
+    trend = {"day": 2, "uploads_per_day": 1, "fan_share": 0.3, "fan_taste": 3.0}
+    is_short = np.array([False] * 8 + [True])
+    numbers, stream = case.trend_numbers(trend, Live, is_short, seed=0)
+    assert numbers["monitor_other_uploads"] == pytest.approx(0.5)        # two others, 4 days
+    assert numbers["monitor_shorts_upload_share"] == pytest.approx(1 / 1.5)
+    assert (numbers["monitor_live_days"], numbers["monitor_drift_day"]) == (4, 2)
+    assert numbers["monitor_fan_taste"] == 3.0 and numbers["monitor_n_genres"] == len(vr.GENRES)
+    # the favourite genre's taste: the expected largest of n normal tastes, by integration
+    n, sd = len(vr.GENRES), vr.KNOBS["genre_taste_sd"]
+    exact = integrate.quad(lambda x: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1),
+                           -10, 10)[0]
+    assert numbers["monitor_favourite_taste"] == pytest.approx(sd * exact, abs=0.01 * sd)
+    assert stream["stream"].tolist() == [4, 5, 3, 3, 1]
+    again, _ = case.trend_numbers(trend, Live, is_short, seed=0)
+    assert again == numbers
+
+
+def test_cadence_gain_pairs_the_users():
+    rng = np.random.default_rng(0)
+    frozen = rng.uniform(0.1, 0.5, 200)                  # users differ far more than cadences
+    last_week = {"frozen": frozen, "weekly refresh, ranker kept": frozen + 0.02,
+                 "weekly retrain": frozen + 0.04 + rng.normal(0, 0.01, 200)}
+    numbers, intervals = case.cadence_gain(last_week, seed=0)
+    gain = numbers["monitor_retrain_gain"]
+    assert numbers["monitor_retrain_low"] < gain < numbers["monitor_retrain_high"]
+    assert gain == pytest.approx(0.04, abs=0.003)
+    assert numbers["monitor_refresh_share"] == pytest.approx(0.5, abs=0.05)
+    assert 0 < numbers["monitor_share_low"] < 0.5 < numbers["monitor_share_high"] < 1
+    assert [numbers[f"monitor_{k}_verdict"].data for k in ("retrain", "refresh", "gap")] == [
+        "a detectable difference"] * 3
+    assert intervals.index.tolist() == ["retrain - frozen, 95% interval",
+                                        "refresh's share, 95% interval"]
+    assert case.cadence_gain(last_week, seed=0)[0]["monitor_share_low"] == numbers[
+        "monitor_share_low"]
+    with pytest.raises(ValueError, match="three cadences"):
+        case.cadence_gain({"frozen": frozen}, seed=0)
 
 
 def test_gini_days_text_and_feedback_loop():
