@@ -102,9 +102,11 @@ def test_compare_puts_the_baseline_at_0_and_the_oracle_at_1():
     y = (rng.random(2000) < p).astype(int)
     systems = {"base": np.full(2000, y.mean()), "model": np.clip(p * 1.2, 0, 1), "oracle": p}
     table, losses = case.compare(y, systems, "base", "oracle", "model")
-    assert table.loc["base", "log loss lift share"] == pytest.approx(0)
-    assert table.loc["oracle", "log loss lift share"] == pytest.approx(1)
-    assert table.loc["model", "log loss − final's"] == 0
+    assert table.loc["base", "LL share"] == pytest.approx(0)
+    assert table.loc["oracle", "LL share"] == pytest.approx(1)
+    assert table.loc["oracle", "AUC share"] == pytest.approx(1)
+    assert table.loc["model", "Δ vs final"] == 0 and table.loc["model", "± 95%"] == 0
+    assert list(table.columns[-4:]) == ["LL share", "AUC share", "Δ vs final", "± 95%"]
     assert losses["model"].mean() == pytest.approx(table.loc["model", "log loss"])
 
 

@@ -17,7 +17,8 @@ from mlsd.book.exercises import exercise_texts
 from mlsd.evaluation.headline import headline_numbers, read_headline
 
 TOC_CHAPTERS = toc_chapters(ROOT)
-TIME = re.compile(r"^about (?P<read>\d+) minutes to read; the notebook runs in about (?P<run>\d+) seconds on two cores\.$")
+TIME = re.compile(r"^about (?P<read>\d+) minutes to read(?:, and (?P<further>\d+) more for the optional "
+                  r'"Going further" notes)?; the notebook runs in about (?P<run>\d+) seconds on two cores\.$')
 
 
 def notebook(docname: str) -> dict:

@@ -342,19 +342,21 @@ def calibration_table(labels: dict, predictions: dict) -> pd.DataFrame:
 
 def compare(y_true, predictions: dict, baseline: str, oracle: str, reference: str):
     """The offline table: :func:`ctr_scores` of every system, the share of the achievable lift
-    (baseline -> oracle) each captures in log loss and in ROC-AUC, and its log loss minus the
-    ``reference``'s, impression by impression (the paired mean and its 95% half-width).
-    Returns the table and each system's per-impression log losses."""
+    (baseline -> oracle) each captures in log loss (``LL share``) and in ROC-AUC (``AUC
+    share``), and its log loss minus the ``reference``'s, impression by impression (``Δ vs
+    final``, the paired mean, and ``± 95%``, its 95% half-width). The column names are short so
+    that the table fits the book's text column. Returns the table and each system's
+    per-impression log losses."""
     from mlsd.evaluation.headline import lift_share
 
     losses = {name: unit_log_loss(y_true, p) for name, p in predictions.items()}
     table = pd.DataFrame({name: ctr_scores(y_true, p) for name, p in predictions.items()}).T
-    for metric in ("log loss", "ROC-AUC"):
+    for metric, column in (("log loss", "LL share"), ("ROC-AUC", "AUC share")):
         low, high = table.loc[baseline, metric], table.loc[oracle, metric]
-        table[f"{metric} lift share"] = [lift_share(low, v, high) for v in table[metric]]
+        table[column] = [lift_share(low, v, high) for v in table[metric]]
     gap = {name: loss - losses[reference] for name, loss in losses.items()}  # paired
-    table["log loss − final's"] = [d.mean() for d in gap.values()]
-    table["± (95%)"] = [1.96 * d.std(ddof=1) / np.sqrt(d.size) for d in gap.values()]
+    table["Δ vs final"] = [d.mean() for d in gap.values()]
+    table["± 95%"] = [1.96 * d.std(ddof=1) / np.sqrt(d.size) for d in gap.values()]
     return table, losses
 
 
