@@ -128,6 +128,17 @@ def test_no_code_block_needs_a_sideways_scroll(laptop_page, page):
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_no_output_table_is_wider_than_the_column(laptop_page, page):
+    too_wide = laptop_page(page).evaluate("""() =>
+        [...document.querySelectorAll('div.cell_output table')]
+          .map(table => [table, table.closest('div.cell_output')])
+          .filter(([table, output]) => table.getBoundingClientRect().width
+                                       > output.getBoundingClientRect().width + 1)
+          .map(([table]) => table.innerText.split('\\n')[0].trim().slice(0, 80))""")
+    assert not too_wide, f"{len(too_wide)} output tables are wider than the column; headers: {too_wide}"
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
 def test_visible_code_records_numbers_for_the_prose_in_at_most_one_line_per_cell(laptop_page, page):
     """The bookkeeping stays out of sight: one `glue_numbers(...)` line, or a collapsed cell."""
     counts = laptop_page(page).evaluate("""() =>
