@@ -29,6 +29,9 @@ from mlsd._checks import check_int, check_slug
 DATASHEET = "DATASHEET.md"
 CHECKSUMS = "SHA256SUMS"
 HIDDEN = "hidden"
+#: ``data/measured/``: samples recorded on a machine (service times), not generated; ``make
+#: data`` cannot remake them, so the generated data's checksums leave them out.
+MEASURED = "measured"
 
 
 @dataclass
@@ -173,9 +176,13 @@ def read_tables(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, 
 
 
 def checksums(root: str | Path) -> dict[str, str]:
-    """SHA-256 of every data file under ``root`` (relative POSIX path -> hex digest)."""
+    """SHA-256 of every generated data file under ``root`` (relative POSIX path -> hex digest).
+
+    The measured samples under ``root/measured/`` are left out: no generator makes them.
+    """
     root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != CHECKSUMS
+                   and p.relative_to(root).parts[0] != MEASURED)
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
