@@ -1,7 +1,10 @@
 """Running a system.
 
-- :mod:`~mlsd.systems.serving`  -- a validated prediction service, a background server, a load generator.
-- :mod:`~mlsd.systems.queueing` -- Erlang C and a discrete-event simulation of replicas behind a queue.
+- :mod:`~mlsd.systems.serving`  -- a validated prediction service, a background server, closed- and
+  open-loop load generators.
+- :mod:`~mlsd.systems.queueing` -- Erlang C (the mean wait, its tail, the p99 wait) and a
+  discrete-event simulation of replicas behind a queue, with an autoscaler.
+- :mod:`~mlsd.systems.caching`  -- a cache replayed over the requests a service sees: its hit rate.
 - :mod:`~mlsd.systems.capacity` -- workers needed per request path at peak (Erlang C), as a table.
 - :mod:`~mlsd.systems.reranking` -- the product's rules after the ranker: a cap per group, blocked
   items, a boost, demotion, lists cut to their first kept items.
