@@ -1,0 +1,396 @@
+"""Testing a model in production: a shadow deployment and a canary release, over real HTTP.
+
+Chapter 4 runs both on the notification world, with two prediction servers from
+:mod:`mlsd.systems.serving` (the stable model and the candidate) on 127.0.0.1.
+
+- :func:`shadow_deployment` sends every batch of traffic to the primary server, whose answer
+  is what users get, and a mirrored copy to the shadow server in a background thread, so the
+  candidate is measured on live traffic (its answers, its latency, its errors) while no user
+  ever sees it.
+- :func:`canary_release` ramps the share of users the candidate serves, stage by stage; after
+  each stage it calls the caller's ``guardrails`` on the stage's traffic and rolls back at
+  the first breach. A user's place in the ramp is fixed (:func:`user_bucket`), so users who
+  met the candidate keep it as the share grows and nobody switches back and forth.
+
+What a guardrail is (error rate, open rate, latency...) is the chapter's decision, so it is
+a function the caller passes. Latencies are wall-clock: a notebook shows them only in cells
+that nbval ignores, and a guardrail that decides a book's numbers should not read them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from mlsd._checks import check_finite, check_int
+from mlsd.datasets._hashing import splitmix64
+
+__all__ = [
+    "score_batches",
+    "ShadowResult",
+    "shadow_deployment",
+    "user_bucket",
+    "CanaryResult",
+    "canary_release",
+]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _check_url(name: str, url) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"{name} must be a string URL, got {type(url).__name__}")
+    host = httpx.URL(url).host
+    if host not in ("127.0.0.1", "localhost"):
+        raise ValueError(f"{name} must point at 127.0.0.1 (or localhost), got {url!r}")
+    return url.rstrip("/")
+
+
+def _check_frame(frame, features) -> list[str]:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"traffic must be a pandas DataFrame, got {type(frame).__name__}")
+    if isinstance(features, str) or not isinstance(features, Sequence) or not features:
+        raise ValueError(f"features must be a non-empty list of column names, got {features!r}")
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise ValueError(f"traffic has no column(s) {missing}")
+    return list(features)
+
+
+# --------------------------------------------------------------------------- sending traffic
+
+
+@dataclass
+class _Answers:
+    """One server's answers to a run of batches: per instance, and per request."""
+
+    predictions: np.ndarray   # per instance; NaN where the request failed
+    status: np.ndarray        # per instance: the HTTP status of its request (0: no response)
+    versions: np.ndarray      # per instance: the model_version that answered ("" if none)
+    latency_ms: np.ndarray    # per request
+
+
+def _post(client: httpx.Client, records: list[dict]) -> tuple[list, int, str, float]:
+    """POST one batch; return (predictions or None, status, model version, milliseconds)."""
+    start = time.perf_counter()
+    try:
+        response = client.post("/predict", json={"instances": records})
+        status = response.status_code
+        body = response.json() if status == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        status, body = 0, {}
+    milliseconds = (time.perf_counter() - start) * 1000
+    return body.get("predictions"), status, str(body.get("model_version", "")), milliseconds
+
+
+def _batches(n: int, batch_size: int) -> list[slice]:
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def _collect(n: int, slices: list[slice], replies: list) -> _Answers:
+    predictions = np.full(n, np.nan)
+    status = np.zeros(n, dtype=int)
+    versions = np.full(n, "", dtype=object)
+    for part, (values, code, version, _) in zip(slices, replies):
+        status[part], versions[part] = code, version
+        if values is not None and len(values) == part.stop - part.start:
+            predictions[part] = values
+    latency = np.array([reply[3] for reply in replies], dtype=float)
+    return _Answers(predictions, status, versions, latency)
+
+
+def _records(frame: pd.DataFrame, features: list[str]) -> list[dict]:
+    # to_dict gives Python ints and floats, which JSON (and the strict schema) accepts
+    return frame[features].to_dict("records")
+
+
+def _score(url: str, traffic: pd.DataFrame, features: list[str], batch_size: int,
+           timeout: float) -> _Answers:
+    records, slices = _records(traffic, features), _batches(len(traffic), batch_size)
+    with httpx.Client(base_url=url, timeout=timeout) as client:
+        replies = [_post(client, records[part]) for part in slices]
+    return _collect(len(traffic), slices, replies)
+
+
+def _answers_frame(answers: _Answers, index) -> pd.DataFrame:
+    return pd.DataFrame({"p": answers.predictions, "status": answers.status,
+                         "model_version": answers.versions}, index=index)
+
+
+def score_batches(url: str, traffic: pd.DataFrame, features, *, batch_size: int = 100,
+                  timeout: float = 10.0) -> pd.DataFrame:
+    """Score ``traffic`` on a prediction server, ``batch_size`` instances per request.
+
+    Parameters
+    ----------
+    url
+        Base URL of a server from :func:`mlsd.systems.serving.create_prediction_app`
+        (127.0.0.1 only).
+    traffic
+        One row per instance, with (at least) the ``features`` columns.
+    features
+        The columns sent, in the server's schema order.
+    batch_size
+        Instances per request (at most the server's ``max_batch``).
+    timeout
+        Seconds before a request counts as failed (status 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``traffic``, with columns ``p`` (the prediction, NaN where the request
+        failed), ``status`` (the HTTP status of the instance's request, 0 for no response) and
+        ``model_version``.
+    """
+    url = _check_url("url", url)
+    features = _check_frame(traffic, features)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    timeout = check_finite("timeout", timeout)
+    return _answers_frame(_score(url, traffic, features, batch_size, timeout), traffic.index)
+
+
+# --------------------------------------------------------------------------- shadow
+
+
+@dataclass
+class ShadowResult:
+    """What :func:`shadow_deployment` saw, one entry per instance or per request.
+
+    Attributes
+    ----------
+    served, shadow
+        Per instance: the primary's prediction (what users got) and the shadow's (NaN where
+        the shadow's request failed).
+    served_status, shadow_status
+        Per instance: the HTTP status of the request that carried it (0: no response).
+    served_versions, shadow_versions
+        The distinct ``model_version`` values that answered, sorted.
+    served_ms, shadow_ms
+        Per request: wall-clock latency in milliseconds (the shadow's measured in its own
+        thread, from the moment its copy was sent).
+    """
+
+    served: np.ndarray
+    shadow: np.ndarray
+    served_status: np.ndarray
+    shadow_status: np.ndarray
+    served_versions: tuple
+    shadow_versions: tuple
+    served_ms: np.ndarray
+    shadow_ms: np.ndarray
+
+    @property
+    def shadow_error_rate(self) -> float:
+        """Share of instances whose mirrored request was not answered 200."""
+        return float(np.mean(self.shadow_status != 200))
+
+
+def shadow_deployment(primary_url: str, shadow_url: str, traffic: pd.DataFrame, features, *,
+                      batch_size: int = 100, timeout: float = 10.0) -> ShadowResult:
+    """Serve ``traffic`` from the primary server and mirror every request to the shadow.
+
+    Each batch goes to the primary in the calling thread (the user's request path) and a copy
+    goes to the shadow through a one-thread executor, so the user's answer never waits for the
+    shadow and never depends on it: a slow or failing shadow is recorded, not felt. Parameters
+    are those of :func:`score_batches`.
+
+    Returns
+    -------
+    ShadowResult
+    """
+    primary_url, shadow_url = _check_url("primary_url", primary_url), _check_url("shadow_url", shadow_url)
+    if primary_url == shadow_url:
+        raise ValueError("the shadow must be a different server from the primary")
+    features = _check_frame(traffic, features)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    timeout = check_finite("timeout", timeout)
+    records, slices = _records(traffic, features), _batches(len(traffic), batch_size)
+    with (httpx.Client(base_url=primary_url, timeout=timeout) as primary,
+          httpx.Client(base_url=shadow_url, timeout=timeout) as mirror,
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlsd-shadow") as executor):
+        mirrored, served = [], []
+        for part in slices:
+            mirrored.append(executor.submit(_post, mirror, records[part]))  # fire and forget
+            served.append(_post(primary, records[part]))  # what the user waits for
+        shadowed = [future.result() for future in mirrored]
+    n = len(traffic)
+    a, b = _collect(n, slices, served), _collect(n, slices, shadowed)
+    return ShadowResult(
+        served=a.predictions, shadow=b.predictions, served_status=a.status,
+        shadow_status=b.status, served_versions=tuple(sorted(set(a.versions) - {""})),
+        shadow_versions=tuple(sorted(set(b.versions) - {""})), served_ms=a.latency_ms,
+        shadow_ms=b.latency_ms)
+
+
+# --------------------------------------------------------------------------- canary
+
+
+def user_bucket(user_ids, salt: int = 0) -> np.ndarray:
+    """Each user's fixed place in ``[0, 1)``: a hash of the id and the ``salt``.
+
+    A canary at share ``s`` serves the users whose bucket is below ``s``, so raising the share
+    only adds users, and a user's arm never depends on the order of requests. Another ``salt``
+    gives an independent split (one per experiment, so the same users are not always first).
+    """
+    ids = np.asarray(user_ids)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ValueError(f"user_ids must be a 1-D array of integers, got dtype {ids.dtype} and shape {ids.shape}")
+    if ids.size and ids.min() < 0:
+        raise ValueError("user_ids must be non-negative")
+    salt = check_int("salt", salt, minimum=0)
+    with np.errstate(over="ignore"):
+        mixed = splitmix64(splitmix64(np.uint64(salt) * _GOLDEN) ^ ids.astype(np.uint64))
+    return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+@dataclass
+class CanaryResult:
+    """What :func:`canary_release` did.
+
+    Attributes
+    ----------
+    stages
+        One row per stage that ran: the ``share`` of users on the canary, the ``instances`` and
+        ``users`` it served, each guardrail's verdict (``"ok"``, ``"breach"`` or ``"not enough
+        data"``) and the ``decision`` taken after it (``"continue"``, ``"roll back"`` or
+        ``"promote"``).
+    rolled_back_at
+        Index of the stage after which the canary was rolled back; None if it was promoted.
+    traffic
+        Every instance served, with its ``stage``, ``arm`` (``"stable"`` or ``"canary"``),
+        prediction ``p``, ``status`` and ``model_version``.
+    latency
+        One row per request: ``stage``, ``arm`` and wall-clock ``ms``.
+    user_column
+        The column of ``traffic`` that identifies a user.
+    """
+
+    stages: pd.DataFrame
+    rolled_back_at: int | None
+    traffic: pd.DataFrame
+    latency: pd.DataFrame
+    user_column: str = "user_id"
+
+    @property
+    def promoted(self) -> bool:
+        return self.rolled_back_at is None
+
+    @property
+    def users_exposed(self) -> int:
+        """Distinct users the canary served before it was promoted or rolled back."""
+        canary = self.traffic[self.traffic["arm"] == "canary"]
+        return int(canary[self.user_column].nunique())
+
+
+_VERDICTS = {True: "ok", False: "breach", None: "not enough data"}
+_ADDED = {"arm", "p", "status", "model_version", "stage"}
+
+
+def _check_verdicts(verdicts) -> dict:
+    if not isinstance(verdicts, Mapping) or not verdicts:
+        raise TypeError(f"guardrails must return a non-empty dict name -> True/False/None, got {verdicts!r}")
+    for name, verdict in verdicts.items():
+        if not (verdict is None or isinstance(verdict, (bool, np.bool_))):
+            raise TypeError(f"guardrail {name!r} returned {verdict!r}; use True (ok), False (breach) "
+                            "or None (not enough data)")
+    return {name: None if v is None else bool(v) for name, v in verdicts.items()}
+
+
+def canary_release(stable_url: str, canary_url: str, stages, guardrails: Callable, features, *,
+                   user_column: str = "user_id", salt: int = 0, batch_size: int = 100,
+                   timeout: float = 10.0) -> CanaryResult:
+    """Ramp a candidate model up stage by stage; roll back at the first guardrail breach.
+
+    Parameters
+    ----------
+    stable_url, canary_url
+        The two prediction servers (127.0.0.1 only).
+    stages
+        A sequence of ``(share, traffic)`` pairs, in order: the share of users the canary serves
+        during the stage, in (0, 1), and the traffic that arrives meanwhile (a DataFrame with
+        the ``features`` and ``user_column``, plus whatever the guardrails read, e.g. outcomes).
+    guardrails
+        ``guardrails(served) -> {name: True | False | None}``, called after each stage on that
+        stage's traffic as served (columns added: ``arm``, ``p``, ``status``,
+        ``model_version``): True if the guardrail holds, False for a breach, None when there
+        is not yet enough data to judge (the ramp goes on).
+    features
+        The columns sent to the servers, in schema order.
+    user_column
+        The column that identifies the unit of assignment (the user).
+    salt
+        Selects the split of users (:func:`user_bucket`).
+    batch_size, timeout
+        As in :func:`score_batches`; each arm's traffic is sent in its own batches.
+
+    Returns
+    -------
+    CanaryResult
+        The canary is promoted (to 100 %) if every stage passes; after a breach the remaining
+        stages do not run (all their traffic would go to the stable model).
+    """
+    stable_url, canary_url = _check_url("stable_url", stable_url), _check_url("canary_url", canary_url)
+    if not callable(guardrails):
+        raise TypeError(f"guardrails must be callable, got {type(guardrails).__name__}")
+    if isinstance(features, str) or not isinstance(features, Sequence) or not features:
+        raise ValueError(f"features must be a non-empty list of column names, got {features!r}")
+    features = list(features)
+    stages = list(stages)
+    if not stages:
+        raise ValueError("give at least one stage (share, traffic)")
+    shares = []
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, tuple) or len(stage) != 2:
+            raise TypeError(f"stage {i} must be a (share, traffic) pair, got {type(stage).__name__}")
+        share = check_finite(f"share of stage {i}", stage[0])
+        if not 0 < share < 1:
+            raise ValueError(f"share of stage {i} must be in (0, 1), got {share}")
+        if shares and share < shares[-1]:
+            raise ValueError(f"shares must not decrease: stage {i} has {share} after {shares[-1]}")
+        _check_frame(stage[1], features + [user_column])
+        if not stage[1].index.is_unique or stage[1].empty:
+            raise ValueError(f"the traffic of stage {i} is empty or has a duplicated index")
+        taken = sorted(_ADDED & set(stage[1].columns))
+        if taken:
+            raise ValueError(f"the traffic of stage {i} already has column(s) {taken}, "
+                             "which the canary adds")
+        shares.append(share)
+    salt = check_int("salt", salt, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    timeout = check_finite("timeout", timeout)
+    rows, served_parts, latency_parts, rolled_back_at = [], [], [], None
+    for i, (share, traffic) in enumerate(stages):
+        on_canary = user_bucket(traffic[user_column].to_numpy(), salt) < share
+        served = traffic.assign(arm=np.where(on_canary, "canary", "stable"))
+        answers = []
+        for arm, url in (("stable", stable_url), ("canary", canary_url)):
+            part = served[served["arm"] == arm]
+            if len(part):
+                scored = _score(url, part, features, batch_size, timeout)
+                answers.append(_answers_frame(scored, part.index))
+                latency_parts.append(pd.DataFrame({"stage": i, "arm": arm, "ms": scored.latency_ms}))
+        served = served.join(pd.concat(answers))
+        verdicts = _check_verdicts(guardrails(served))
+        breach = any(v is False for v in verdicts.values())
+        last = i == len(stages) - 1
+        decision = "roll back" if breach else ("promote" if last else "continue")
+        canary = served[served["arm"] == "canary"]
+        rows.append({"share": share, "instances": len(canary), "users": canary[user_column].nunique(),
+                     **{name: _VERDICTS[v] for name, v in verdicts.items()}, "decision": decision})
+        served_parts.append(served.assign(stage=i))
+        if breach:
+            rolled_back_at = i
+            break
+    return CanaryResult(stages=pd.DataFrame(rows).rename_axis("stage"),
+                        rolled_back_at=rolled_back_at, traffic=pd.concat(served_parts),
+                        latency=pd.concat(latency_parts, ignore_index=True),
+                        user_column=user_column)
