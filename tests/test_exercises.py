@@ -1,8 +1,9 @@
 """Reading exercises and solutions back from the notebooks (``mlsd.book.exercises``)."""
 
+import numpy as np
 import pytest
 
-from mlsd.book.exercises import exercise_texts, split_solutions, strip_solutions
+from mlsd.book.exercises import exercise_rng, exercise_texts, split_solutions, strip_solutions
 
 
 def md(source):
@@ -42,3 +43,18 @@ def test_a_solution_left_open_is_an_error():
 def test_an_exercise_without_a_label_is_an_error():
     with pytest.raises(ValueError, match="an exercise has no :label:"):
         exercise_texts({"cells": [md("```{exercise}\nNo label.\n```")]})
+
+
+def test_exercise_rng_depends_on_the_seed_and_the_label_only():
+    first = exercise_rng(0, "ads-ex-crosses").random(3)
+    np.testing.assert_array_equal(first, exercise_rng(0, "ads-ex-crosses").random(3))
+    assert not np.allclose(first, exercise_rng(1, "ads-ex-crosses").random(3))
+    assert not np.allclose(first, exercise_rng(0, "ads-ex-base-rate").random(3))
+
+
+@pytest.mark.parametrize("seed, label, error", [
+    (-1, "ex-a", ValueError), (0.5, "ex-a", TypeError), (0, "", ValueError),
+    (0, "two words", ValueError), (0, 3, ValueError)])
+def test_exercise_rng_refuses_bad_arguments(seed, label, error):
+    with pytest.raises(error):
+        exercise_rng(seed, label)

@@ -5,13 +5,36 @@ solution between ``{solution-start} label`` and ``{solution-end}`` (sphinx-exerc
 directives, which let code cells sit inside a solution), or as one ``{solution} label`` block.
 ``make student`` removes the solutions with :func:`strip_solutions`; the instructor guide lists
 the exercises with :func:`exercise_texts`; the tests check both.
+
+A solution draws its random numbers from :func:`exercise_rng`, its own generator seeded from the
+chapter's seed and the exercise's label, so its numbers do not depend on which cells ran before
+it (an answer key for a student's seed stays right when a chapter gains a cell).
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 
-__all__ = ["split_solutions", "strip_solutions", "solution_texts", "exercise_texts"]
+import numpy as np
+
+from mlsd._checks import check_int
+
+__all__ = ["split_solutions", "strip_solutions", "solution_texts", "exercise_texts", "exercise_rng"]
+
+
+def exercise_rng(seed: int, label: str) -> np.random.Generator:
+    """The random generator of one exercise's solution: the same for a seed and a label.
+
+    Seeded with ``[seed, crc32(label)]`` (``np.random.SeedSequence`` mixes both), so two
+    exercises of one chapter draw independent numbers, and a solution draws the same numbers
+    whichever cells ran before it. ``seed`` is the chapter's ``SEED`` (>= 0); ``label`` the
+    exercise's ``:label:``.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    if not isinstance(label, str) or not re.fullmatch(r"[\w-]+", label):
+        raise ValueError(f"label must be an exercise label (letters, digits, -, _), got {label!r}")
+    return np.random.default_rng([seed, zlib.crc32(label.encode())])
 
 # An opening fence (``` or :::, three or more) of a directive, and the directive's name.
 FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}\s*(?P<argument>\S*)")
