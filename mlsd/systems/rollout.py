@@ -116,7 +116,8 @@ def _records(frame: pd.DataFrame, features: list[str]) -> list[dict]:
 def _score(url: str, traffic: pd.DataFrame, features: list[str], batch_size: int,
            timeout: float) -> _Answers:
     records, slices = _records(traffic, features), _batches(len(traffic), batch_size)
-    with httpx.Client(base_url=url, timeout=timeout) as client:
+    # trust_env=False: no proxy settings from the environment for a request to 127.0.0.1
+    with httpx.Client(base_url=url, timeout=timeout, trust_env=False) as client:
         replies = [_post(client, records[part]) for part in slices]
     return _collect(len(traffic), slices, replies)
 
@@ -214,8 +215,8 @@ def shadow_deployment(primary_url: str, shadow_url: str, traffic: pd.DataFrame, 
     batch_size = check_int("batch_size", batch_size, minimum=1)
     timeout = check_finite("timeout", timeout)
     records, slices = _records(traffic, features), _batches(len(traffic), batch_size)
-    with (httpx.Client(base_url=primary_url, timeout=timeout) as primary,
-          httpx.Client(base_url=shadow_url, timeout=timeout) as mirror,
+    with (httpx.Client(base_url=primary_url, timeout=timeout, trust_env=False) as primary,
+          httpx.Client(base_url=shadow_url, timeout=timeout, trust_env=False) as mirror,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlsd-shadow") as executor):
         mirrored, served = [], []
         for part in slices:
