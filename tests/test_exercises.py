@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlsd.book.exercises import exercise_rng, exercise_texts, split_solutions, strip_solutions
+from mlsd.book.exercises import exercise_rng, exercise_texts, exercises, split_solutions, strip_solutions
 
 
 def md(source):
@@ -58,3 +58,71 @@ def test_exercise_rng_depends_on_the_seed_and_the_label_only():
 def test_exercise_rng_refuses_bad_arguments(seed, label, error):
     with pytest.raises(error):
         exercise_rng(seed, label)
+
+
+# --- level, time, classes and hand-in (``exercises``) ------------------------------------------
+
+STATEMENT = """```{{exercise}} {title}
+:label: ex-{n}
+{option}
+Which is it?
+
+**Hand in:**
+{items}
+```"""
+
+
+def exercise_nb(title="Intermediate · 20 min", option="", items="- Two sentences: why.", n="a"):
+    return {"cells": [md(STATEMENT.format(title=title, option=option, items=items, n=n))]}
+
+
+def test_exercises_reads_level_time_classes_and_the_checked_answers():
+    items = ('- `share_lost` (number ± 0.01): the share of the lift lost.\n'
+             '- `ratio` (number ± 5 %): a ratio,\n  over two lines.\n'
+             '- `n_flips` (integer): how many.\n- `better` (True or False): whether.\n'
+             '- `winner` (one of "A", "B"): which.\n- A table: per rate, the winner.')
+    [ex] = exercises(exercise_nb(option=":class: design trade-off", items=items))
+    assert (ex.label, ex.level, ex.minutes, ex.classes) == ("ex-a", "Intermediate", 20, {"design", "trade-off"})
+    assert [a.name for a in ex.answers] == ["share_lost", "ratio", "n_flips", "better", "winner"]
+    assert ex.hand_in[1] == "`ratio` (number ± 5 %): a ratio, over two lines."
+    assert len(ex.hand_in) == 6 and "Which is it?" in ex.statement
+    share, ratio, n_flips, better, winner = ex.answers
+    assert share.accepts(0.34, np.float64(0.349)) and not share.accepts(0.34, 0.351)
+    assert share.accepted(0.34) == "0.330 to 0.350"
+    assert ratio.accepts(200.0, 209) and not ratio.accepts(200.0, 211)
+    assert n_flips.accepts(3, 3.0) and not n_flips.accepts(3, 4) and not n_flips.accepts(3, 3.5)
+    assert better.accepts(True, np.bool_(True)) and not better.accepts(True, 1)
+    assert winner.accepts("A", "A") and not winner.accepts("A", "a") and not winner.accepts("A", "C")
+    assert not share.accepts(0.34, "0.34") and not share.accepts(0.34, float("nan"))
+
+
+@pytest.mark.parametrize("answer, value, error", [
+    ("`x` (number ± 0.01)", "0.3", TypeError), ("`x` (number ± 0.01)", float("inf"), ValueError),
+    ("`x` (integer)", 2.5, ValueError), ("`x` (True or False)", 1, TypeError),
+    ('`x` (one of "A", "B")', "C", ValueError)])
+def test_an_answer_of_the_wrong_kind_is_refused_with_its_name(answer, value, error):
+    [ex] = exercises(exercise_nb(items=f"- {answer}: it."))
+    with pytest.raises(error, match="`x` must be"):
+        ex.answers[0].value(value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"title": ""}, "title must be the level and the time"),
+    ({"title": "Easy · 20 min"}, "title must be the level and the time"),
+    ({"title": "Intermediate, 20 minutes"}, "title must be the level and the time"),
+    ({"option": ":class: hard"}, "unknown class"),
+    ({"items": ""}, "list is empty"),
+    ({"items": "- `x` (a number): it."}, "the kind must be one of"),
+    ({"items": "- `x` (integer): a.\n- `x` (integer): b."}, "names an answer twice"),
+])
+def test_a_malformed_exercise_is_an_error_naming_it(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        exercises(exercise_nb(**kwargs))
+
+
+def test_two_exercises_handing_in_the_same_name_is_an_error():
+    one, two = (exercise_nb(items="- `x` (integer): it.", n=n)["cells"][0] for n in "ab")
+    with pytest.raises(ValueError, match="as an earlier exercise does"):
+        exercises({"cells": [one, two]})
+    with pytest.raises(ValueError, match="Hand in"):
+        exercises({"cells": [md("```{exercise} Advanced · 5 min\n:label: ex\nNo hand-in.\n```")]})

@@ -9,18 +9,42 @@ the exercises with :func:`exercise_texts`; the tests check both.
 A solution draws its random numbers from :func:`exercise_rng`, its own generator seeded from the
 chapter's seed and the exercise's label, so its numbers do not depend on which cells ran before
 it (an answer key for a student's seed stays right when a chapter gains a cell).
+
+What students see and hand in is part of the statement, and :func:`exercises` reads it back::
+
+    ```{exercise} Intermediate · 20 min
+    :label: metrics-ex-imbalance
+    :class: trade-off
+
+    The question...
+
+    **Hand in:**
+    - `ap_lead_at_1pct` (number ± 0.05): A's average-precision lead at 1 % positives.
+    - A table of which model each metric prefers, per positive rate.
+    ```
+
+The title is the level (introductory, intermediate or advanced) and the expected minutes.
+``:class:`` may name ``design`` (the exercise changes the design) and ``trade-off`` (a written
+judgement, graded with the rubric). A hand-in item that opens with a variable name and its kind
+is checked by code (``make keys``, the autograder); the other items are graded by hand. Kinds:
+``number ± 0.01`` (absolute), ``number ± 5 %`` (relative), ``integer``, ``True or False``,
+``one of "a", "b"``.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
 from mlsd._checks import check_int
 
-__all__ = ["split_solutions", "strip_solutions", "solution_texts", "exercise_texts", "exercise_rng"]
+__all__ = ["split_solutions", "strip_solutions", "solution_texts", "exercise_texts", "exercise_rng",
+           "Answer", "Exercise", "exercises", "LEVELS"]
 
 
 def exercise_rng(seed: int, label: str) -> np.random.Generator:
@@ -122,7 +146,7 @@ def solution_texts(nb: dict) -> dict[str, str]:
     return {label: "\n\n".join(parts) for label, parts in texts.items()}
 
 
-EXERCISE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{exercise\}[^\n]*\n(?P<body>.*?)^(?P=fence)\s*$", re.M | re.S)
+EXERCISE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{exercise\}(?P<title>[^\n]*)\n(?P<body>.*?)^(?P=fence)\s*$", re.M | re.S)
 
 
 def exercise_texts(nb: dict) -> dict[str, str]:
@@ -135,4 +159,157 @@ def exercise_texts(nb: dict) -> dict[str, str]:
                 if not label:
                     raise ValueError(f"an exercise has no :label: {match['body'][:60]!r}")
                 found[label[1]] = re.sub(r"^:\w+:.*\n", "", match["body"], flags=re.M)
+    return found
+
+
+# --- what an exercise asks for: level, time, classes, hand-in, checked answers -----------------
+
+LEVELS = ("Introductory", "Intermediate", "Advanced")
+CLASSES = {"design", "trade-off"}
+TITLE = re.compile(rf"^(?P<level>{'|'.join(LEVELS)}) · (?P<minutes>\d+) min$")
+CHECKED = re.compile(r"^`(?P<name>[A-Za-z_]\w*)` \((?P<kind>[^)]*)\): \S")
+KINDS = re.compile(r"^(?:number ± (?P<tolerance>\d+(?:\.\d+)?)(?P<relative> %)?|(?P<integer>integer)"
+                   r"|(?P<bool>True or False)|one of (?P<choices>\"[^\"]+\"(?:, \"[^\"]+\")*))$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A value an exercise's hand-in names, and how close a student's value must be to the key's."""
+
+    name: str
+    kind: str  # "number", "integer", "bool" or "choice"
+    tolerance: float = 0.0  # numbers: absolute, or a fraction of the key when ``relative``
+    relative: bool = False
+    choices: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> "Answer":
+        kind = KINDS.match(text)
+        if not kind:
+            raise ValueError(f"`{name}` ({text}): the kind must be one of: number ± 0.01, number ± 5 %, "
+                             'integer, True or False, one of "a", "b"')
+        if kind["tolerance"]:
+            tolerance = float(kind["tolerance"]) / (100 if kind["relative"] else 1)
+            return cls(name, "number", tolerance, bool(kind["relative"]))
+        if kind["choices"]:
+            return cls(name, "choice", choices=tuple(re.findall(r'"([^"]+)"', kind["choices"])))
+        return cls(name, "integer" if kind["integer"] else "bool")
+
+    def value(self, value):
+        """``value`` as plain JSON (a float, int, bool or str) if it is of this answer's kind."""
+        wrong = f"`{self.name}` must be {self.describe()}, got {type(value).__name__} {value!r}"
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(wrong)
+            return bool(value)
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise ValueError(wrong)
+            return value
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(wrong)
+        if self.kind == "integer":
+            if not float(value).is_integer():
+                raise ValueError(wrong)
+            return int(value)
+        if not math.isfinite(value):
+            raise ValueError(wrong)
+        return float(value)
+
+    def describe(self) -> str:
+        if self.kind == "number":
+            return "a number"
+        if self.kind == "integer":
+            return "a whole number"
+        if self.kind == "bool":
+            return "True or False"
+        return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+
+    def margin(self, key) -> float:
+        """How far from ``key`` a number may be and still be accepted (0 for the other kinds)."""
+        return self.tolerance * abs(key) if self.relative else self.tolerance
+
+    def accepts(self, key, value) -> bool:
+        """Whether a student's ``value`` is right when the answer key says ``key``."""
+        try:
+            value = self.value(value)
+        except (TypeError, ValueError):
+            return False
+        if self.kind == "number":
+            return abs(value - key) <= self.margin(key) * (1 + 1e-9)
+        return value == key
+
+    def accepted(self, key) -> str:
+        """The values accepted around ``key``, for people: ``0.331 to 0.351``."""
+        if self.kind != "number":
+            return repr(key)
+        low, high = key - self.margin(key), key + self.margin(key)
+        digits = max(0, 1 - math.floor(math.log10(self.margin(key)))) if self.margin(key) > 0 else 6
+        return f"{low:.{digits}f} to {high:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise as its statement gives it."""
+
+    label: str
+    level: str
+    minutes: int
+    classes: frozenset[str]
+    statement: str
+    hand_in: tuple[str, ...]  # every item, checked by code or by hand
+    answers: tuple[Answer, ...]  # the items checked by code
+
+
+def _hand_in(label: str, body: str) -> tuple[list[str], list[Answer]]:
+    parts = re.split(r"^\*\*Hand in:\*\*\s*$", body, flags=re.M)
+    if len(parts) != 2:
+        raise ValueError(f"exercise {label!r} needs one '**Hand in:**' line followed by a list of what to hand in")
+    items = re.findall(r"^- (.+(?:\n  .+)*)", parts[1], flags=re.M)
+    if not items:
+        raise ValueError(f"exercise {label!r}: its '**Hand in:**' list is empty")
+    answers = []
+    for item in items:
+        checked = CHECKED.match(item)
+        if checked:
+            answers.append(Answer.parse(checked["name"], checked["kind"]))
+    names = [a.name for a in answers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"exercise {label!r} names an answer twice: {names}")
+    return [" ".join(item.split()) for item in items], answers
+
+
+def exercises(nb: dict) -> list[Exercise]:
+    """Every exercise of a notebook, in order, with its level, time, classes and hand-in.
+
+    Raises ``ValueError`` naming the exercise when its title, classes or hand-in do not follow
+    the format in this module's docstring, or when two exercises of the notebook hand in a
+    variable of the same name (the autograder reads them from one namespace).
+    """
+    found, names = [], set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for match in EXERCISE.finditer("".join(cell["source"])):
+            label = re.search(r"^:label: (\S+)", match["body"], re.M)
+            if not label:
+                raise ValueError(f"an exercise has no :label: {match['body'][:60]!r}")
+            label = label[1]
+            title = TITLE.match(match["title"].strip())
+            if not title:
+                raise ValueError(f"exercise {label!r}: its title must be the level and the time, such as "
+                                 f"'Intermediate · 20 min' (levels: {', '.join(LEVELS)}), got {match['title']!r}")
+            option = re.search(r"^:class: (.+)$", match["body"], re.M)
+            classes = frozenset(option[1].split()) if option else frozenset()
+            if classes - CLASSES:
+                raise ValueError(f"exercise {label!r}: unknown class {sorted(classes - CLASSES)} "
+                                 f"(known: {sorted(CLASSES)})")
+            statement = re.sub(r"^:\w+:.*\n", "", match["body"], flags=re.M)
+            hand_in, answers = _hand_in(label, statement)
+            clash = names & {a.name for a in answers}
+            if clash:
+                raise ValueError(f"exercise {label!r} hands in {sorted(clash)}, as an earlier exercise does")
+            names |= {a.name for a in answers}
+            found.append(Exercise(label, title["level"], int(title["minutes"]), classes, statement,
+                                  tuple(hand_in), tuple(answers)))
     return found
