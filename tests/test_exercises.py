@@ -78,7 +78,7 @@ def exercise_nb(title="Intermediate · 20 min", option="", items="- Two sentence
 
 def test_exercises_reads_level_time_classes_and_the_checked_answers():
     items = ('- `share_lost` (number ± 0.01): the share of the lift lost.\n'
-             '- `ratio` (number ± 5 %): a ratio,\n  over two lines.\n'
+             '- `ratio` (number ± 5 %):\n  a ratio, over two lines.\n'
              '- `n_flips` (integer): how many.\n- `better` (True or False): whether.\n'
              '- `winner` (one of "A", "B"): which.\n- A table: per rate, the winner.')
     [ex] = exercises(exercise_nb(option=":class: design trade-off", items=items))

@@ -268,6 +268,7 @@ def _hand_in(label: str, body: str) -> tuple[list[str], list[Answer]]:
     items = re.findall(r"^- (.+(?:\n  .+)*)", parts[1], flags=re.M)
     if not items:
         raise ValueError(f"exercise {label!r}: its '**Hand in:**' list is empty")
+    items = [" ".join(item.split()) for item in items]
     answers = []
     for item in items:
         checked = CHECKED.match(item)
@@ -276,7 +277,7 @@ def _hand_in(label: str, body: str) -> tuple[list[str], list[Answer]]:
     names = [a.name for a in answers]
     if len(set(names)) != len(names):
         raise ValueError(f"exercise {label!r} names an answer twice: {names}")
-    return [" ".join(item.split()) for item in items], answers
+    return items, answers
 
 
 def exercises(nb: dict) -> list[Exercise]:
