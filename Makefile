@@ -19,7 +19,7 @@ $(foreach assignment,$(shell $(PYTHON) -m mlsd.numeric exports),$(eval export $(
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help setup lock lab book student test publish bench data outputs clean
+.PHONY: help setup lock lab book student test publish bench keys assignment grade data outputs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 10
@@ -74,6 +74,18 @@ SEEDS := 0,1,2
 bench: $(READY)  ## run chapters in fresh kernels (NB=..., SEEDS=...; SEED=n once, unrecorded): seconds, peak memory, headline; records chapters/bench.json
 	@tools/require-system.sh "graphviz=dot -V"
 	$(BIN)/python tools/bench.py $(if $(SEED),--seed $(SEED),--seeds $(SEEDS)) $(or $(NB),chapters/*.ipynb)
+
+keys: $(READY)  ## answer keys: run the solutions at SEED=n (default: as stored; NB=... for one chapter) into _build/keys/seed-n
+	@tools/require-system.sh "graphviz=dot -V"
+	$(BIN)/python tools/keys.py $(if $(SEED),--seed $(SEED)) $(or $(NB),chapters/*.ipynb)
+
+assignment: $(READY)  ## an otter-grader assignment of NB=chapters/x.ipynb for SEEDS (students' seeds) into _build/assignments
+	@test -n "$(NB)" || { echo "make assignment NB=chapters/x.ipynb SEEDS=0,1,2: name the chapter" >&2; exit 2; }
+	$(BIN)/python tools/assignment.py --seeds $(SEEDS) $(NB)
+
+grade: $(READY)  ## grade a submitted notebook: make grade NB=chapters/x.ipynb SUBMISSION=path (after make assignment)
+	@test -n "$(NB)" -a -n "$(SUBMISSION)" || { echo "make grade NB=chapters/x.ipynb SUBMISSION=notebook.ipynb" >&2; exit 2; }
+	$(BIN)/python tools/assignment.py --grade $(SUBMISSION) $(NB)
 
 data: $(READY)  ## regenerate data/ from mlsd's generators (byte-identical; see data/SHA256SUMS)
 	$(BIN)/python -m mlsd.datasets

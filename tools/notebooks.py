@@ -34,13 +34,19 @@ def set_parameters(nb, params: dict) -> None:
     raise ValueError("the notebook has no cell tagged 'parameters' to override")
 
 
-def execute(path: str | Path, params: dict | None = None, timeout: int = 600):
-    """Execute the notebook at ``path`` in a fresh kernel; return ``(notebook, seconds)``."""
+def execute(path: str | Path, params: dict | None = None, timeout: int = 600, edit=None):
+    """Execute the notebook at ``path`` in a fresh kernel; return ``(notebook, seconds)``.
+
+    ``params`` override the cell tagged ``parameters``; ``edit(nb)``, if given, changes the
+    notebook in memory before it runs (``make keys`` adds cells that read the answers).
+    """
     path = Path(path)
     os.environ["PYTHONHASHSEED"] = "0"  # inherited by the kernel
     nb = nbformat.read(path, as_version=4)
     if params:
         set_parameters(nb, params)
+    if edit:
+        edit(nb)
     client = NotebookClient(
         nb,
         timeout=timeout,

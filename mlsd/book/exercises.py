@@ -33,6 +33,7 @@ is checked by code (``make keys``, the autograder); the other items are graded b
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
@@ -44,7 +45,7 @@ import numpy as np
 from mlsd._checks import check_int
 
 __all__ = ["split_solutions", "strip_solutions", "solution_texts", "exercise_texts", "exercise_rng",
-           "Answer", "Exercise", "exercises", "LEVELS"]
+           "Answer", "Exercise", "exercises", "answers_json", "LEVELS"]
 
 
 def exercise_rng(seed: int, label: str) -> np.random.Generator:
@@ -239,12 +240,19 @@ class Answer:
             return abs(value - key) <= self.margin(key) * (1 + 1e-9)
         return value == key
 
+    def _digits(self, key) -> int:
+        margin = self.margin(key)
+        return max(0, 1 - math.floor(math.log10(margin))) if margin > 0 else 6
+
+    def show(self, key) -> str:
+        """The key for people: numbers to the digits their tolerance makes meaningful."""
+        return f"{key:.{self._digits(key)}f}" if self.kind == "number" else repr(key)
+
     def accepted(self, key) -> str:
         """The values accepted around ``key``, for people: ``0.331 to 0.351``."""
         if self.kind != "number":
             return repr(key)
-        low, high = key - self.margin(key), key + self.margin(key)
-        digits = max(0, 1 - math.floor(math.log10(self.margin(key)))) if self.margin(key) > 0 else 6
+        low, high, digits = key - self.margin(key), key + self.margin(key), self._digits(key)
         return f"{low:.{digits}f} to {high:.{digits}f}"
 
 
@@ -314,3 +322,13 @@ def exercises(nb: dict) -> list[Exercise]:
             found.append(Exercise(label, title["level"], int(title["minutes"]), classes, statement,
                                   tuple(hand_in), tuple(answers)))
     return found
+
+
+def answers_json(namespace: dict, names: list[str]) -> str:
+    """JSON of ``{name: value}`` for ``names`` in ``namespace`` (a kernel's ``globals()``): how
+    ``make keys`` reads a solution's answers. A name not assigned is ``null``; numpy scalars
+    become plain numbers; any other object its ``repr``, for the kind check to refuse by name."""
+    def plain(value):
+        return value.item() if isinstance(value, np.generic) else value
+    return json.dumps({name: plain(namespace[name]) if name in namespace else None for name in names},
+                      default=repr)
