@@ -25,7 +25,7 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
-from mlsd.book.exercises import exercise_texts
+from mlsd.book.exercises import exercises as read_exercises
 from mlsd.evaluation.headline import HEADLINE_NAMES, read_headline
 
 BENCH = Path("chapters") / "bench.json"
@@ -223,12 +223,12 @@ class ChapterFacts(_MarkdownDirective):
         docname = self.arguments[0].removesuffix(".ipynb")
         path, nb = self.chapter(docname)
         try:
-            facts, labels = front_matter(nb), list(exercise_texts(nb))
+            facts, listed = front_matter(nb), read_exercises(nb)
         except ValueError as error:
             raise self.error(f"{path.name}: {error}") from None
         record = bench_records(Path(self.env.srcdir)).get(path.stem)
         measured = f"{run_time(record)} on {record['machine']} (`make bench`, {record['measured_on']})" if record else run_time(None)
-        exercises = ", ".join(f"{{ref}}`{label}`" for label in labels) or "none"
+        exercises = "".join(f"\n  - {exercise_line(e)}" for e in listed) or " none"
         folder = str(Path(docname).parent)
         objectives = "\n".join(f"  - {_absolute_links(item, folder)}" for item in facts["objectives"])
         markdown = (
@@ -237,9 +237,18 @@ class ChapterFacts(_MarkdownDirective):
             f"- **Prerequisites**: {_absolute_links(facts['prerequisites'], folder)}\n"
             f"- **Time, as the chapter states it**: {facts['time']}\n"
             f"- **Measured running time and peak memory**: {measured}\n"
-            f"- **Exercises**: {exercises}\n"
+            f"- **Exercises** (level, time, and the answers checked by code):{exercises}\n"
         )
         return self.parse_markdown(markdown)
+
+
+def exercise_line(exercise) -> str:
+    """One exercise for the guide: its reference, level, time, kind and checked answers."""
+    kinds = {"design": "changes the design", "trade-off": "written trade-off"}
+    notes = [f"{exercise.level.lower()}, {exercise.minutes} min"]
+    notes += [kinds[c] for c in sorted(exercise.classes)]
+    checked = ", ".join(f"`{a.name}`" for a in exercise.answers) or "none (graded by hand)"
+    return f"{{ref}}`{exercise.label}` ({'; '.join(notes)}); checked: {checked}"
 
 
 def chapter_number(docname: str) -> int | None:

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, SITE, STUDENT_SITE
 from course import toc_chapters, toc_files
-from mlsd.book.exercises import exercise_texts
+from mlsd.book.exercises import exercise_texts, exercises
 from site_audit import audit_page
 from student import LEFT_OUT, find, fragments, make_student_sources, site_text, solution_fragments
 
@@ -87,6 +87,31 @@ def test_every_exercise_is_in_the_student_edition(sites, docname):
         for fragment in fragments(statement, min_words=5):
             assert f"{docname}.html" in find(fragment, student), f"exercise {label}'s text is missing: {fragment!r}"
     assert 'class="solution' not in page
+
+
+@pytest.mark.parametrize("docname", TOC_CHAPTERS)
+def test_students_see_each_exercise_s_level_time_and_what_to_hand_in(sites, docname):
+    _, student = sites
+    page = (STUDENT_SITE / f"{docname}.html").read_text(encoding="utf-8")
+    for exercise in exercises(json.loads((ROOT / f"{docname}.ipynb").read_text(encoding="utf-8"))):
+        block = exercise_block(page, exercise.label)
+        title = re.search(r'<p class="admonition-title">(.*?)</p>', block, re.S)[1]
+        title = " ".join(re.sub(r"<[^>]+>", " ", title).split())
+        assert re.fullmatch(rf"Exercise \d+\.\d+ \({exercise.level} · {exercise.minutes} min\)", title), title
+        assert "Hand in:" in block, f"{exercise.label}: no hand-in"
+        for answer in exercise.answers:
+            assert f'<span class="pre">{answer.name}</span>' in block, f"{exercise.label}: {answer.name} not shown"
+
+
+def exercise_block(page: str, label: str) -> str:
+    """The HTML of the exercise ``label``: its ``<div>``, up to the tag that closes it."""
+    start = page.index(f'<div class="exercise admonition" id="{label}">')
+    depth = 0
+    for tag in re.finditer(r"<(/?)div\b", page[start:]):
+        depth += -1 if tag[1] else 1
+        if depth == 0:
+            return page[start:start + tag.end()]
+    raise AssertionError(f"the exercise {label} is never closed")
 
 
 def test_student_notebooks_and_pages_hold_no_solution_and_no_instructor_guide():

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import code_digest, seed_value, stored_seed  # noqa: E402
 from notebooks import execute  # noqa: E402
 
-from mlsd.book.exercises import exercises, split_solutions  # noqa: E402
+from mlsd.book.exercises import exercises, solution_texts, split_solutions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ROOT / "_build" / "keys"
@@ -67,6 +67,9 @@ def make_key(notebook: Path, seed: int) -> dict:
     """Run ``notebook`` at ``seed``; return its answer key (and write it, .json and .md)."""
     source = json.loads(Path(notebook).read_text(encoding="utf-8"))
     listed = exercises(source)
+    if any(e.answers for e in listed) and not solution_texts(source):
+        raise ValueError(f"{notebook} has no solutions (is this the student edition?): answer keys are "
+                         "computed by the full edition's solutions")
     ran, _ = execute(notebook, params={"SEED": seed}, edit=capture_cells)
     values = read_answers(ran)
     key = {"notebook": str(Path(notebook)), "seed": seed, "code": code_digest(notebook), "exercises": {}}
