@@ -1,9 +1,17 @@
 """Reading exercises and solutions back from the notebooks (``mlsd.book.exercises``)."""
 
+import json
+import sys
+
 import numpy as np
 import pytest
 
-from mlsd.book.exercises import exercise_rng, exercise_texts, exercises, split_solutions, strip_solutions
+from conftest import CHAPTERS, ROOT
+from mlsd.book.exercises import (LEVELS, answers_json, exercise_rng, exercise_texts, exercises, split_solutions,
+                                 strip_solutions)
+
+sys.path.insert(0, str(ROOT / "tools"))
+from readability import is_case_study  # noqa: E402
 
 
 def md(source):
@@ -126,3 +134,36 @@ def test_two_exercises_handing_in_the_same_name_is_an_error():
         exercises({"cells": [one, two]})
     with pytest.raises(ValueError, match="Hand in"):
         exercises({"cells": [md("```{exercise} Advanced · 5 min\n:label: ex\nNo hand-in.\n```")]})
+
+
+def test_answers_json_reads_plain_values_and_marks_what_is_missing():
+    namespace = {"a": np.float64(0.25), "b": np.bool_(True), "c": "A", "d": [1, 2], "e": object}
+    assert json.loads(answers_json(namespace, ["a", "b", "c", "d", "missing"])) == {
+        "a": 0.25, "b": True, "c": "A", "d": [1, 2], "missing": None}
+    assert json.loads(answers_json(namespace, ["e"]))["e"] == "<class 'object'>"
+
+
+# --- every chapter's exercises follow the format (issue 20) -------------------------------------
+
+
+def chapter_exercises(path):
+    return exercises(json.loads(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_every_exercise_states_level_time_and_hand_in_from_easy_to_hard(path):
+    found = chapter_exercises(path)  # raises, naming the exercise, on a malformed statement
+    assert found, f"{path.stem} has no exercise"
+    levels = [LEVELS.index(e.level) for e in found]
+    assert levels == sorted(levels), f"not from easy to hard: {[(e.label, e.level) for e in found]}"
+    for exercise in found:
+        assert exercise.answers or "trade-off" in exercise.classes, (
+            f"{exercise.label}: only a written trade-off may hand in no answer checked by code")
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if is_case_study(p)], ids=lambda path: path.stem)
+def test_a_case_study_has_five_exercises_one_changing_the_design_one_a_written_trade_off(path):
+    found = chapter_exercises(path)
+    assert len(found) >= 5, f"{path.stem} has {len(found)} exercises"
+    assert any("design" in e.classes for e in found), "no exercise changes the design"
+    assert any("trade-off" in e.classes for e in found), "no exercise asks for a written trade-off"
