@@ -2,7 +2,9 @@
 
 import math
 
+import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special
 
@@ -117,3 +119,68 @@ def test_prob_best_rejects_mismatched_counts():
         bandits.prob_best([1, 2], [3], seed=0)
     with pytest.raises(ValueError):
         bandits.prob_best([1, -2], [3, 3], seed=0)
+
+
+def test_summary_by_hand():
+    run = bandits.fixed_split([0.01, 0.5], per_day=100, days=4, test_days=1, runs=5, seed=0)
+    # every run ships the best arm after day 1: the regret is day 1's 50 sends to the worse arm
+    assert bandits.summary(run) == pytest.approx({
+        "opens lost": 50 * 0.49, "95% low": 50 * 0.49, "95% high": 50 * 0.49,
+        "share right": 1.0, "median day": 1.0})
+
+
+def test_summary_table_has_one_column_per_policy_and_nan_when_never_right():
+    ts = bandits.thompson_sampling(RATES, per_day=50, days=2, runs=40, seed=0)
+    ab = bandits.fixed_split(RATES, per_day=50, days=2, test_days=2, runs=40, seed=0)
+    table = bandits.summary_table({"bandit": ts, "A/B": ab})
+    assert list(table.columns) == ["bandit", "A/B"]
+    assert list(table.index) == ["opens lost", "95% low", "95% high", "share right", "median day"]
+    assert table.loc["95% low"].le(table.loc["opens lost"] + 1e-9).all()
+    assert table.loc["opens lost"].le(table.loc["95% high"] + 1e-9).all()
+    assert table.loc["opens lost", "A/B"] == pytest.approx(ab.total_regret.mean())
+    never = bandits.fixed_split([0.5, 0.5000001], per_day=2, days=1, test_days=1, runs=3, seed=0)
+    never.answer[:] = 0  # settled on the worse arm in every run
+    assert np.isnan(bandits.summary(never)["median day"])
+    assert bandits.summary(never)["share right"] == 0
+
+
+def test_plot_regret_draws_both_panels():
+    matplotlib.use("Agg")
+    runs = {"bandit": bandits.thompson_sampling(RATES, per_day=50, days=5, runs=4, seed=0),
+            "A/B": bandits.fixed_split(RATES, per_day=50, days=5, test_days=3, runs=4, seed=0)}
+    fig = bandits.plot_regret(runs, test_days=3, arm_name="window")
+    left, right = fig.axes
+    assert len(left.get_lines()) == 3 and len(right.get_lines()) == 2  # 2 medians + test end
+    assert "best window" in right.get_ylabel()
+    assert left.get_lines()[0].get_ydata()[-1] == pytest.approx(
+        np.median(runs["bandit"].regret.sum(axis=1)))
+    matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: bandits.summary_table({}), TypeError, "non-empty dict"),
+    (lambda: bandits.summary_table({"a": RATES}), TypeError, "BanditRun"),
+    (lambda: bandits.summary([1, 2]), TypeError, "BanditRun"),
+    (lambda: bandits.summary_table({
+        "a": bandits.fixed_split(RATES, per_day=9, days=2, test_days=1, runs=1, seed=0),
+        "b": bandits.fixed_split(RATES, per_day=9, days=3, test_days=1, runs=1, seed=0)}),
+     ValueError, "same days"),
+    (lambda: bandits.plot_regret({"a": bandits.fixed_split(
+        RATES, per_day=9, days=2, test_days=1, runs=1, seed=0)}, test_days=3),
+     ValueError, "test_days"),
+    (lambda: bandits.plot_regret({"a": bandits.fixed_split(
+        RATES, per_day=9, days=2, test_days=1, runs=1, seed=0)}, colors=[]),
+     ValueError, "one colour per policy"),
+])
+def test_comparisons_reject_bad_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_totals_are_one_runs_counts_over_its_days():
+    run = bandits.thompson_sampling(RATES, per_day=40, days=3, runs=2, seed=0)
+    opened, missed = run.totals(run=1)
+    assert np.array_equal(opened, run.opens[1].sum(axis=0))
+    assert np.array_equal(opened + missed, run.sends[1].sum(axis=0)) and (missed >= 0).all()
+    with pytest.raises(ValueError, match="below the number of runs"):
+        run.totals(run=2)

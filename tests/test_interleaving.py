@@ -2,7 +2,9 @@
 
 import itertools
 
+import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -128,3 +130,74 @@ def test_preference_rejects_bad_probabilities():
         il.preference_probabilities(A, B, [0.1, 0.2, 1.5, 0.1, 0.1], 3)
     with pytest.raises(ValueError):
         il.interleaving_power((0.5, 0.6, 0.1), 10, seed=0)
+
+
+def test_rank_by_user_sorts_each_users_items_by_score():
+    frame = pd.DataFrame({"user": [2, 1, 2, 1, 2], "item": ["a", "b", "c", "d", "e"]})
+    ranked = il.rank_by_user(frame, [0.1, 0.9, 0.5, 0.2, 0.3], user="user", item="item")
+    assert ranked.to_dict() == {1: ["b", "d"], 2: ["c", "e", "a"]}
+    with pytest.raises(ValueError, match="one per row"):
+        il.rank_by_user(frame, [0.1, 0.2], user="user", item="item")
+    with pytest.raises(ValueError, match="no column"):
+        il.rank_by_user(frame, np.zeros(5), user="member", item="item")
+    with pytest.raises(TypeError, match="DataFrame"):
+        il.rank_by_user(frame.to_dict(), np.zeros(5), user="user", item="item")
+
+
+def test_mean_distributions_average_the_users():
+    p = dict(zip(A, [0.3, 0.2, 0.5, 0.1, 0.4]))
+    other = ["e", "a", "b", "c", "d"]
+    preference, clicks_a, clicks_b = il.mean_distributions([A, other], [B, A], p, 3)
+    expected = (np.add(il.preference_probabilities(A, B, p, 3),
+                       il.preference_probabilities(other, A, p, 3)) / 2)
+    assert np.allclose(preference, expected) and preference.sum() == pytest.approx(1)
+    assert np.allclose(clicks_a, (il.clicks_distribution(A, p, 3)
+                                  + il.clicks_distribution(other, p, 3)) / 2)
+    assert np.allclose(clicks_b, (il.clicks_distribution(B, p, 3)
+                                  + il.clicks_distribution(A, p, 3)) / 2)
+
+
+def test_mean_distributions_reject_misaligned_users():
+    p = dict(zip(A, [0.3] * 5))
+    with pytest.raises(ValueError, match="same users"):
+        il.mean_distributions(pd.Series([A], index=[1]), pd.Series([B], index=[2]), p, 2)
+    with pytest.raises(ValueError, match="one ranking per user"):
+        il.mean_distributions([A, A], [B], p, 2)
+    with pytest.raises(TypeError, match="dict"):
+        il.mean_distributions([A], [B], [0.3] * 5, 2)
+
+
+def test_power_curves_are_the_power_functions_with_one_generator():
+    preference, clicks_a, clicks_b = (0.09, 0.11, 0.8), [0.8, 0.15, 0.05], [0.78, 0.16, 0.06]
+    users = np.array([100, 1000])
+    power = il.power_curves(preference, clicks_a, clicks_b, users, n_experiments=300, seed=4)
+    rng = np.random.default_rng(4)
+    expected = [il.interleaving_power(preference, n, n_experiments=300, seed=rng) for n in users]
+    expected += [il.ab_power(clicks_a, clicks_b, n // 2, n_experiments=300, seed=rng) for n in users]
+    assert list(power.columns) == ["interleaving", "A/B test"] and list(power.index) == [100, 1000]
+    assert power.T.to_numpy().ravel().tolist() == expected
+    with pytest.raises(ValueError, match="at least 4 users"):
+        il.power_curves(preference, clicks_a, clicks_b, [2, 100], seed=0)
+    with pytest.raises(ValueError, match="integers"):
+        il.power_curves(preference, clicks_a, clicks_b, [10.5], seed=0)
+
+
+def test_users_needed_is_the_first_size_reaching_the_target():
+    power = pd.DataFrame({"x": [0.1, 0.85, 0.9], "y": [0.2, 0.5, 0.8]}, index=[10, 100, 1000])
+    assert il.users_needed(power).to_dict() == {"x": 100, "y": 1000}
+    with pytest.raises(ValueError, match=r"\['y'\] never reach"):
+        il.users_needed(power, target=0.85)
+    with pytest.raises(ValueError, match="target"):
+        il.users_needed(power, target=1.5)
+
+
+def test_plot_power_marks_where_each_design_reaches_the_target():
+    matplotlib.use("Agg")
+    power = pd.DataFrame({"x": [0.1, 0.85, 0.9], "y": [0.2, 0.5, 0.8]}, index=[10, 100, 1000])
+    fig = il.plot_power(power, candidate="v2")
+    ax = fig.axes[0]
+    vertical = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert vertical == [100, 1000] and "find v2 better" in ax.get_ylabel()
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="one colour per design"):
+        il.plot_power(power, colors=["red"])

@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlsd.systems.serving import (BackgroundServer, create_prediction_app, latency_summary, load_test,
-                                  open_loop_load_test)
+from mlsd.systems.serving import (BackgroundServer, check_loopback_url, create_prediction_app,
+                                  latency_summary, load_test, open_loop_load_test)
 
 SCHEMA = {
     "device": ("ios", "android", "web"),
@@ -334,3 +334,38 @@ def test_latency_summary_by_hand():
 def test_latency_summary_refuses_bad_input(bad):
     with pytest.raises(ValueError, match="latencies_ms"):
         latency_summary(bad)
+
+
+# --------------------------------------------------------------------------- the loopback check
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/predict", "https://127.0.0.1",
+                                 "http://127.3.4.5:1", "http://localhost:9", "http://[::1]:8000/",
+                                 "http://[0:0:0:0:0:0:0:1]:80"])
+def test_check_loopback_url_accepts_this_machine(url):
+    assert check_loopback_url(url, "stable_url") == url
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://example.com/predict", "stable_url must point at this machine.*'example.com'"),
+    ("http://10.0.0.1:8000", "stable_url must point at this machine.*'10.0.0.1'"),
+    ("http://[2001:db8::1]:80", "stable_url must point at this machine"),
+    ("http://0.0.0.0:80", "stable_url must point at this machine"),
+    ("ftp://127.0.0.1/predict", "stable_url must be an http:// or https:// URL"),
+    ("127.0.0.1:8000", "stable_url must be an http:// or https:// URL"),
+    ("http://[::1:80", "stable_url is not a valid URL"),
+])
+def test_check_loopback_url_refuses_other_hosts_and_schemes(url, message):
+    with pytest.raises(ValueError, match=message):
+        check_loopback_url(url, "stable_url")
+
+
+def test_check_loopback_url_needs_a_string():
+    with pytest.raises(TypeError, match="url must be a string URL"):
+        check_loopback_url(b"http://127.0.0.1")
+
+
+def test_the_load_generators_accept_the_ipv6_loopback():
+    """Nothing listens there: the request fails (status 0), but the URL is not refused."""
+    result = load_test("http://[::1]:9/predict", [{}], n_requests=1, timeout=0.5)
+    assert result.n_requests == 1 and result.errors == 1

@@ -16,6 +16,11 @@ themselves (Radlinski, Kurup & Joachims, 2008; Chapelle, Joachims, Radlinski & Y
 - :func:`interleaving_power`, :func:`ab_power` -- the share of simulated experiments with
   ``n`` users that find ranker B better, from those per-user distributions.
 
+And the plumbing around them: :func:`rank_by_user` turns scores into each user's ranking,
+:func:`mean_distributions` averages the exact per-user distributions over a population,
+:func:`power_curves` and :func:`users_needed` give both designs' power over a grid of
+experiment sizes and the fewest users that reach a target, and :func:`plot_power` draws it.
+
 Chapter 4 uses them to measure how many users each design needs to see the same difference.
 Every random function takes an explicit ``seed`` (an integer, or a ``numpy.random.Generator``
 that it advances).
@@ -27,6 +32,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from mlsd._checks import check_finite, check_int
@@ -39,6 +45,11 @@ __all__ = [
     "clicks_distribution",
     "interleaving_power",
     "ab_power",
+    "rank_by_user",
+    "mean_distributions",
+    "power_curves",
+    "users_needed",
+    "plot_power",
 ]
 
 MAX_K = 20
@@ -265,3 +276,116 @@ def ab_power(clicks_a, clicks_b, n_per_arm: int, *, n_experiments: int = 2000, a
     se = np.sqrt((var_a + var_b) / n)
     z = np.divide(mean_b - mean_a, se, out=np.zeros(n_experiments), where=se > 0)
     return float(np.mean(z > _critical(alpha)))
+
+
+# --------------------------------------------------------------------------- over a population
+
+
+def rank_by_user(frame: pd.DataFrame, scores, *, user: str, item: str) -> pd.Series:
+    """Each user's items, best score first: a Series indexed by user (sorted) of lists of items.
+
+    ``scores`` holds one finite score per row of ``frame``; ``user`` and ``item`` name the
+    columns that identify the user and the item.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in (user, item) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame has no column(s) {missing}")
+    scores = np.asarray(scores, dtype=float)
+    if scores.shape != (len(frame),) or not np.isfinite(scores).all():
+        raise ValueError(f"scores must hold {len(frame)} finite numbers, one per row, got shape {scores.shape}")
+    scored = frame[[user, item]].assign(_score=scores)
+    scored = scored.sort_values([user, "_score"], ascending=[True, False])
+    return scored.groupby(user)[item].agg(list)
+
+
+def mean_distributions(rankings_a, rankings_b, p_click, k: int):
+    """The per-user distributions of :func:`preference_probabilities` and
+    :func:`clicks_distribution`, averaged over a population of users.
+
+    ``rankings_a`` and ``rankings_b`` hold one ranking per user, in the same order of users (two
+    Series from :func:`rank_by_user` must have the same index); ``p_click`` maps every item to
+    its click probability. A random user of the population is then described exactly.
+
+    Returns
+    -------
+    (preference, clicks_a, clicks_b)
+        ``(P(A wins), P(B wins), P(tie))`` for a random user, and the distributions of a random
+        user's clicks (``k + 1`` entries) on A's top ``k`` and on B's: the inputs of
+        :func:`interleaving_power` and :func:`ab_power`.
+    """
+    if isinstance(rankings_a, pd.Series) != isinstance(rankings_b, pd.Series) or (
+            isinstance(rankings_a, pd.Series) and not rankings_a.index.equals(rankings_b.index)):
+        raise ValueError("rankings_a and rankings_b must list the same users in the same order")
+    rankings_a, rankings_b = list(rankings_a), list(rankings_b)
+    if not rankings_a or len(rankings_a) != len(rankings_b):
+        raise ValueError(f"give one ranking per user in each, got {len(rankings_a)} and {len(rankings_b)}")
+    if not isinstance(p_click, dict):
+        raise TypeError(f"p_click must be a dict item -> probability, got {type(p_click).__name__}")
+    k = check_int("k", k, minimum=1)
+    preference, clicks_a, clicks_b = np.zeros(3), np.zeros(k + 1), np.zeros(k + 1)
+    for a, b in zip(rankings_a, rankings_b):
+        preference += preference_probabilities(a, b, p_click, k)
+        clicks_a += clicks_distribution(a, p_click, k)
+        clicks_b += clicks_distribution(b, p_click, k)
+    n = len(rankings_a)
+    return preference / n, clicks_a / n, clicks_b / n
+
+
+def power_curves(preference, clicks_a, clicks_b, users, *, n_experiments: int = 2000,
+                 alpha=0.05, seed) -> pd.DataFrame:
+    """Power of both designs at each experiment size in ``users`` (users in total).
+
+    Column ``"interleaving"``: :func:`interleaving_power` with all the users; column ``"A/B
+    test"``: :func:`ab_power` with half of them in each arm. One generator (``seed``) serves
+    every experiment, the interleaving ones first.
+    """
+    users = np.asarray(users)
+    if users.ndim != 1 or users.size == 0 or users.dtype.kind not in "iu":
+        raise ValueError(f"users must be a non-empty 1-D array of integers, got {users!r}")
+    if users.min() < 4:
+        raise ValueError(f"every experiment needs at least 4 users (2 per A/B arm), got {users.min()}")
+    rng = _rng(seed)
+    options = dict(n_experiments=n_experiments, alpha=alpha, seed=rng)
+    interleaved = [interleaving_power(preference, int(n), **options) for n in users]
+    split = [ab_power(clicks_a, clicks_b, int(n) // 2, **options) for n in users]
+    return pd.DataFrame({"interleaving": interleaved, "A/B test": split}, index=users)
+
+
+def users_needed(power: pd.DataFrame, target: float = 0.8) -> pd.Series:
+    """Per column of ``power`` (as from :func:`power_curves`), the fewest users whose power
+    reaches ``target``; raises if a design never reaches it on the grid."""
+    if not isinstance(power, pd.DataFrame) or power.empty:
+        raise TypeError("power must be a non-empty DataFrame, one column per design")
+    target = check_finite("target", target)
+    if not 0 < target < 1:
+        raise ValueError(f"target must be in (0, 1), got {target}")
+    reached = power.ge(target)
+    short = [name for name in power.columns if not reached[name].any()]
+    if short:
+        raise ValueError(f"{short} never reach power {target} on this grid: extend it")
+    return reached.idxmax()
+
+
+def plot_power(power: pd.DataFrame, *, target: float = 0.8, candidate: str = "B", colors=None):
+    """Power against users (log scale), one line per design, a dotted line where each reaches
+    ``target`` (:func:`users_needed`). ``candidate`` names the better ranker in the label.
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from mlsd.book.plotting import OKABE_ITO
+
+    needed = users_needed(power, target)
+    colors = [OKABE_ITO["orange"], OKABE_ITO["blue"], OKABE_ITO["green"]] if colors is None else list(colors)
+    if len(colors) < power.shape[1]:
+        raise ValueError(f"give one colour per design: {power.shape[1]} designs, {len(colors)} colours")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for (name, column), color in zip(power.items(), colors):
+        ax.plot(column.index, column, color=color, label=name)
+        ax.axvline(needed[name], color=color, linestyle=":", linewidth=1)
+    ax.axhline(target, color="#999999", linestyle="--", linewidth=1)
+    ax.set(xscale="log", xlabel="users in the experiment (both arms of the A/B test)",
+           ylabel=f"power: share of experiments\nthat find {candidate} better", ylim=(0, 1.02))
+    ax.legend(loc="upper left")
+    return fig

@@ -1,7 +1,8 @@
 """Testing a model in production: a shadow deployment and a canary release, over real HTTP.
 
-Chapter 4 runs both on the notification world, with two prediction servers from
-:mod:`mlsd.systems.serving` (the stable model and the candidate) on 127.0.0.1.
+Chapter 4 runs both on the notification world, with prediction servers from
+:mod:`mlsd.systems.serving` (the stable model and the candidates) on 127.0.0.1, started by
+:func:`start_servers`.
 
 - :func:`shadow_deployment` sends every batch of traffic to the primary server, whose answer
   is what users get, and a mirrored copy to the shadow server in a background thread, so the
@@ -11,6 +12,10 @@ Chapter 4 runs both on the notification world, with two prediction servers from
   each stage it calls the caller's ``guardrails`` on the stage's traffic and rolls back at
   the first breach. A user's place in the ramp is fixed (:func:`user_bucket`), so users who
   met the candidate keep it as the share grows and nobody switches back and forth.
+- :func:`ramp_stages` cuts day-stamped traffic into the stages of a ramp (share, days).
+- :func:`replay_canary` runs the same ramp on scores computed beforehand, without servers:
+  cheap enough to ask how often a ramp rolls back a good model or catches a bad one, over
+  many splits of the users.
 
 What a guardrail is (error rate, open rate, latency...) is the chapter's decision, so it is
 a function the caller passes. Latencies are wall-clock: a notebook shows them only in cells
@@ -20,7 +25,7 @@ that nbval ignores, and a guardrail that decides a book's numbers should not rea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,14 +35,18 @@ import pandas as pd
 
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets._hashing import splitmix64
+from mlsd.systems.serving import BackgroundServer, check_loopback_url, create_prediction_app
 
 __all__ = [
+    "start_servers",
     "score_batches",
     "ShadowResult",
     "shadow_deployment",
     "user_bucket",
     "CanaryResult",
     "canary_release",
+    "replay_canary",
+    "ramp_stages",
 ]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -47,12 +56,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _check_url(name: str, url) -> str:
-    if not isinstance(url, str):
-        raise TypeError(f"{name} must be a string URL, got {type(url).__name__}")
-    host = httpx.URL(url).host
-    if host not in ("127.0.0.1", "localhost"):
-        raise ValueError(f"{name} must point at 127.0.0.1 (or localhost), got {url!r}")
-    return url.rstrip("/")
+    return check_loopback_url(url, name).rstrip("/")  # a base URL: paths are appended
 
 
 def _check_frame(frame, features) -> list[str]:
@@ -64,6 +68,37 @@ def _check_frame(frame, features) -> list[str]:
     if missing:
         raise ValueError(f"traffic has no column(s) {missing}")
     return list(features)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def start_servers(predictors: Mapping, schema, **app_options) -> dict:
+    """Start one prediction server per model version, on 127.0.0.1; return them by version.
+
+    ``predictors`` maps a version name to its ``predict(X) -> probabilities``; each gets
+    :func:`mlsd.systems.serving.create_prediction_app` with the request ``schema``, the
+    version as its ``model_version`` and the other ``app_options`` (``max_batch``...). Stop
+    them with ``server.stop()`` (if one fails to start, those already started are stopped).
+    """
+    if not isinstance(predictors, Mapping) or not predictors:
+        raise TypeError(f"predictors must be a non-empty dict version -> predict, got {type(predictors).__name__}")
+    for version, predict in predictors.items():
+        if not isinstance(version, str) or not version:
+            raise ValueError(f"versions must be non-empty strings, got {version!r}")
+        if not callable(predict):
+            raise TypeError(f"the predictor of {version!r} must be callable, got {type(predict).__name__}")
+    apps = {v: create_prediction_app(f, schema, model_version=v, **app_options)
+            for v, f in predictors.items()}  # every app is checked before any server starts
+    servers: dict = {}
+    try:
+        for version, app in apps.items():
+            servers[version] = BackgroundServer(app).start()
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers
 
 
 # --------------------------------------------------------------------------- sending traffic
@@ -286,6 +321,11 @@ class CanaryResult:
         return self.rolled_back_at is None
 
     @property
+    def outcome(self) -> str:
+        """``"promoted"``, or ``"stage k"``: rolled back after the k-th stage (from 1)."""
+        return "promoted" if self.promoted else f"stage {self.rolled_back_at + 1}"
+
+    @property
     def users_exposed(self) -> int:
         """Distinct users the canary served before it was promoted or rolled back."""
         canary = self.traffic[self.traffic["arm"] == "canary"]
@@ -304,6 +344,92 @@ def _check_verdicts(verdicts) -> dict:
             raise TypeError(f"guardrail {name!r} returned {verdict!r}; use True (ok), False (breach) "
                             "or None (not enough data)")
     return {name: None if v is None else bool(v) for name, v in verdicts.items()}
+
+
+def ramp_stages(traffic: pd.DataFrame, ramp, *, day_column: str = "day") -> list:
+    """Cut day-stamped ``traffic`` into the stages of a ramp, for :func:`canary_release`.
+
+    ``ramp`` lists ``(share, days)`` pairs: stage 1 serves ``share`` of the users for ``days``
+    days from the first day of ``traffic``, stage 2 the next ``days`` days, and so on. Returns
+    the ``(share, traffic of those days)`` pairs. The ramp must fit in the traffic's days.
+    """
+    if not isinstance(traffic, pd.DataFrame):
+        raise TypeError(f"traffic must be a pandas DataFrame, got {type(traffic).__name__}")
+    if day_column not in traffic.columns or traffic.empty:
+        raise ValueError(f"traffic must be non-empty with a {day_column!r} column")
+    if isinstance(ramp, (str, Mapping)) or not isinstance(ramp, Sequence) or not ramp:
+        raise ValueError(f"ramp must be a non-empty list of (share, days) pairs, got {ramp!r}")
+    stages, first, last = [], traffic[day_column].min(), traffic[day_column].max()
+    for i, step in enumerate(ramp):
+        if not isinstance(step, tuple) or len(step) != 2:
+            raise ValueError(f"ramp[{i}] must be a (share, days) pair, got {step!r}")
+        share = check_finite(f"share of ramp[{i}]", step[0])
+        days = check_int(f"days of ramp[{i}]", step[1], minimum=1)
+        if first + days - 1 > last:
+            raise ValueError(f"the ramp runs past the traffic's last day ({last}) at ramp[{i}]")
+        stages.append((share, traffic[traffic[day_column].between(first, first + days - 1)]))
+        first += days
+    return stages
+
+
+def _check_stages(stages, columns: list[str]) -> list[tuple[float, pd.DataFrame]]:
+    if isinstance(stages, (str, pd.DataFrame)) or not isinstance(stages, Iterable):
+        raise TypeError(f"stages must be a list of (share, traffic) pairs, got {type(stages).__name__}")
+    stages = list(stages)
+    if not stages:
+        raise ValueError("give at least one stage (share, traffic)")
+    shares = []
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, tuple) or len(stage) != 2:
+            raise TypeError(f"stage {i} must be a (share, traffic) pair, got {type(stage).__name__}")
+        share = check_finite(f"share of stage {i}", stage[0])
+        if not 0 < share < 1:
+            raise ValueError(f"share of stage {i} must be in (0, 1), got {share}")
+        if shares and share < shares[-1]:
+            raise ValueError(f"shares must not decrease: stage {i} has {share} after {shares[-1]}")
+        _check_frame(stage[1], columns)
+        if not stage[1].index.is_unique or stage[1].empty:
+            raise ValueError(f"the traffic of stage {i} is empty or has a duplicated index")
+        taken = sorted(_ADDED & set(stage[1].columns))
+        if taken:
+            raise ValueError(f"the traffic of stage {i} already has column(s) {taken}, "
+                             "which the canary adds")
+        shares.append(share)
+    return [(share, traffic) for share, (_, traffic) in zip(shares, stages)]
+
+
+def _ramp(stages, score: Callable, guardrails: Callable, user_column: str, salt: int) -> CanaryResult:
+    """The ramp itself: ``score(i, arm, part)`` answers one arm's part of stage ``i`` with
+    ``(answers frame indexed like part, latency frame or None)``."""
+    rows, served_parts, latency_parts, rolled_back_at = [], [], [], None
+    for i, (share, traffic) in enumerate(stages):
+        on_canary = user_bucket(traffic[user_column].to_numpy(), salt) < share
+        served = traffic.assign(arm=np.where(on_canary, "canary", "stable"))
+        answers = []
+        for arm in ("stable", "canary"):
+            part = served[served["arm"] == arm]
+            if len(part):
+                answered, latency = score(i, arm, part)
+                answers.append(answered)
+                if latency is not None:
+                    latency_parts.append(latency)
+        served = served.join(pd.concat(answers))
+        verdicts = _check_verdicts(guardrails(served))
+        breach = any(v is False for v in verdicts.values())
+        last = i == len(stages) - 1
+        decision = "roll back" if breach else ("promote" if last else "continue")
+        canary = served[served["arm"] == "canary"]
+        rows.append({"share": share, "instances": len(canary), "users": canary[user_column].nunique(),
+                     **{name: _VERDICTS[v] for name, v in verdicts.items()}, "decision": decision})
+        served_parts.append(served.assign(stage=i))
+        if breach:
+            rolled_back_at = i
+            break
+    latency = (pd.concat(latency_parts, ignore_index=True) if latency_parts
+               else pd.DataFrame({"stage": [], "arm": [], "ms": []}))
+    return CanaryResult(stages=pd.DataFrame(rows).rename_axis("stage"),
+                        rolled_back_at=rolled_back_at, traffic=pd.concat(served_parts),
+                        latency=latency, user_column=user_column)
 
 
 def canary_release(stable_url: str, canary_url: str, stages, guardrails: Callable, features, *,
@@ -345,53 +471,74 @@ def canary_release(stable_url: str, canary_url: str, stages, guardrails: Callabl
     if isinstance(features, str) or not isinstance(features, Sequence) or not features:
         raise ValueError(f"features must be a non-empty list of column names, got {features!r}")
     features = list(features)
-    stages = list(stages)
-    if not stages:
-        raise ValueError("give at least one stage (share, traffic)")
-    shares = []
-    for i, stage in enumerate(stages):
-        if not isinstance(stage, tuple) or len(stage) != 2:
-            raise TypeError(f"stage {i} must be a (share, traffic) pair, got {type(stage).__name__}")
-        share = check_finite(f"share of stage {i}", stage[0])
-        if not 0 < share < 1:
-            raise ValueError(f"share of stage {i} must be in (0, 1), got {share}")
-        if shares and share < shares[-1]:
-            raise ValueError(f"shares must not decrease: stage {i} has {share} after {shares[-1]}")
-        _check_frame(stage[1], features + [user_column])
-        if not stage[1].index.is_unique or stage[1].empty:
-            raise ValueError(f"the traffic of stage {i} is empty or has a duplicated index")
-        taken = sorted(_ADDED & set(stage[1].columns))
-        if taken:
-            raise ValueError(f"the traffic of stage {i} already has column(s) {taken}, "
-                             "which the canary adds")
-        shares.append(share)
+    stages = _check_stages(stages, features + [user_column])
     salt = check_int("salt", salt, minimum=0)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     timeout = check_finite("timeout", timeout)
-    rows, served_parts, latency_parts, rolled_back_at = [], [], [], None
-    for i, (share, traffic) in enumerate(stages):
-        on_canary = user_bucket(traffic[user_column].to_numpy(), salt) < share
-        served = traffic.assign(arm=np.where(on_canary, "canary", "stable"))
-        answers = []
-        for arm, url in (("stable", stable_url), ("canary", canary_url)):
-            part = served[served["arm"] == arm]
-            if len(part):
-                scored = _score(url, part, features, batch_size, timeout)
-                answers.append(_answers_frame(scored, part.index))
-                latency_parts.append(pd.DataFrame({"stage": i, "arm": arm, "ms": scored.latency_ms}))
-        served = served.join(pd.concat(answers))
-        verdicts = _check_verdicts(guardrails(served))
-        breach = any(v is False for v in verdicts.values())
-        last = i == len(stages) - 1
-        decision = "roll back" if breach else ("promote" if last else "continue")
-        canary = served[served["arm"] == "canary"]
-        rows.append({"share": share, "instances": len(canary), "users": canary[user_column].nunique(),
-                     **{name: _VERDICTS[v] for name, v in verdicts.items()}, "decision": decision})
-        served_parts.append(served.assign(stage=i))
-        if breach:
-            rolled_back_at = i
-            break
-    return CanaryResult(stages=pd.DataFrame(rows).rename_axis("stage"),
-                        rolled_back_at=rolled_back_at, traffic=pd.concat(served_parts),
-                        latency=pd.concat(latency_parts, ignore_index=True),
-                        user_column=user_column)
+    urls = {"stable": stable_url, "canary": canary_url}
+
+    def score(i, arm, part):
+        scored = _score(urls[arm], part, features, batch_size, timeout)
+        latency = pd.DataFrame({"stage": i, "arm": arm, "ms": scored.latency_ms})
+        return _answers_frame(scored, part.index), latency
+
+    return _ramp(stages, score, guardrails, user_column, salt)
+
+
+def replay_canary(stages, stable_scores, canary_scores, guardrails: Callable, *,
+                  user_column: str = "user_id", salt: int = 0,
+                  versions: tuple[str, str] = ("stable", "canary")) -> CanaryResult:
+    """The ramp of :func:`canary_release` on scores computed beforehand, without servers.
+
+    The same users go to the canary (:func:`user_bucket` with ``salt``), the same guardrails
+    judge each stage, and the ramp stops at the first breach; but each instance's prediction is
+    read from the scores given, every answer has status 200 and no latency is measured. It
+    answers questions a real ramp cannot afford: how often would this ramp roll back a good
+    model, or catch a subtly bad one, over many splits of the users?
+
+    Parameters
+    ----------
+    stages, guardrails, user_column, salt
+        As in :func:`canary_release` (the traffic needs only ``user_column`` and what the
+        guardrails read).
+    stable_scores, canary_scores
+        One 1-D array of finite scores per stage, aligned with that stage's traffic rows: what
+        each version would answer for every instance of the stage.
+    versions
+        The ``model_version`` each arm's answers carry: (stable's, canary's).
+
+    Returns
+    -------
+    CanaryResult
+        With an empty ``latency`` table.
+    """
+    if not callable(guardrails):
+        raise TypeError(f"guardrails must be callable, got {type(guardrails).__name__}")
+    if not isinstance(user_column, str):
+        raise TypeError(f"user_column must be a column name, got {user_column!r}")
+    stages = _check_stages(stages, [user_column])
+    salt = check_int("salt", salt, minimum=0)
+    if (not isinstance(versions, tuple) or len(versions) != 2
+            or not all(isinstance(v, str) and v for v in versions)):
+        raise ValueError(f"versions must be a pair of non-empty names (stable, canary), got {versions!r}")
+    scores = {}
+    for arm, given in (("stable", stable_scores), ("canary", canary_scores)):
+        if isinstance(given, (str, pd.DataFrame)) or not isinstance(given, Sequence) \
+                or len(given) != len(stages):
+            raise ValueError(f"{arm}_scores must be a list of one score array per stage "
+                             f"({len(stages)}), got {type(given).__name__}")
+        scores[arm] = []
+        for i, (values, (_, traffic)) in enumerate(zip(given, stages)):
+            values = np.asarray(values, dtype=float)
+            if values.shape != (len(traffic),) or not np.isfinite(values).all():
+                raise ValueError(f"{arm}_scores[{i}] must hold {len(traffic)} finite scores, one per "
+                                 f"instance of stage {i}, got shape {values.shape}")
+            scores[arm].append(pd.Series(values, index=traffic.index))
+    version = dict(zip(("stable", "canary"), versions))
+
+    def score(i, arm, part):
+        answers = pd.DataFrame({"p": scores[arm][i].loc[part.index], "status": 200,
+                                "model_version": version[arm]}, index=part.index)
+        return answers, None
+
+    return _ramp(stages, score, guardrails, user_column, salt)

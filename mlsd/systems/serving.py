@@ -11,6 +11,8 @@ The serving chapter puts a trained model behind HTTP and measures it. Three piec
   latency budget is written in.
 - :func:`open_loop_load_test` sends requests at Poisson times whatever the server does, as
   independent users do: the load that shows overload, which a closed loop cannot.
+- :func:`check_loopback_url` refuses any URL but an http(s) one on this machine (127.0.0.1,
+  ::1 or localhost): the load generators here and :mod:`mlsd.systems.rollout` use it.
 
 Wall-clock latencies differ from run to run: a notebook prints them only in cells that nbval
 ignores, and tests check them only loosely (positive, finite).
@@ -48,6 +50,7 @@ __all__ = [
     "load_test",
     "open_loop_load_test",
     "latency_summary",
+    "check_loopback_url",
 ]
 
 # A library does not print log records unless the application configures logging; without this,
@@ -390,13 +393,33 @@ class LoadTestResult:
         return float(np.mean(self.status_codes == 200)) if self.n_requests else float("nan")
 
 
-def _check_loopback_url(url) -> str:
+def check_loopback_url(url, name: str = "url") -> str:
+    """Return ``url`` if it is an http(s) URL on this machine; raise naming ``name`` otherwise.
+
+    The book's clients send requests only to its own servers, which bind the loopback
+    interface: the host must be ``localhost`` or a loopback address (``127.0.0.1`` and the
+    rest of ``127.0.0.0/8``, or IPv6 ``::1``, written ``http://[::1]:8000``). Used by the load
+    generators here and by :mod:`mlsd.systems.rollout`'s shadow and canary.
+
+    Raises
+    ------
+    TypeError
+        If ``url`` is not a string.
+    ValueError
+        If its scheme is not http or https, or its host is not the loopback.
+    """
     if not isinstance(url, str):
-        raise TypeError(f"url must be a string, got {type(url).__name__}")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not (host == "localhost" or _is_loopback_ip(host)):
-        raise ValueError(f"load_test sends requests to 127.0.0.1 (or localhost) only, got {url!r}")
+        raise TypeError(f"{name} must be a string URL, got {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as error:  # e.g. an unclosed IPv6 bracket
+        raise ValueError(f"{name} is not a valid URL ({error}): {url!r}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{name} must be an http:// or https:// URL, got {url!r}")
+    if not (host == "localhost" or _is_loopback_ip(host)):
+        raise ValueError(f"{name} must point at this machine (127.0.0.1, ::1 or localhost), "
+                         f"got host {host!r} in {url!r}")
     return url
 
 
@@ -440,7 +463,7 @@ def load_test(
     max_seconds
         Wall-clock budget for the whole test.
     """
-    url = _check_loopback_url(url)
+    url = check_loopback_url(url)
     n_requests = check_int("n_requests", n_requests, minimum=1)
     concurrency = check_int("concurrency", concurrency, minimum=1)
     if not isinstance(payloads, (list, tuple)) or not payloads:
@@ -527,7 +550,7 @@ def open_loop_load_test(
     LoadTestResult
         One entry per request due, in the order due; ``seconds`` is the whole test's wall clock.
     """
-    url = _check_loopback_url(url)
+    url = check_loopback_url(url)
     if not isinstance(payloads, (list, tuple)) or not payloads:
         raise ValueError("payloads must be a non-empty list of JSON bodies")
     rate, duration = check_finite("rate", rate), check_finite("duration", duration)
