@@ -83,7 +83,7 @@ def test_every_exercise_is_in_the_student_edition(sites, docname):
     exercises = exercise_texts(json.loads((ROOT / f"{docname}.ipynb").read_text(encoding="utf-8")))
     assert exercises
     for label, statement in exercises.items():
-        assert re.search(rf'<div class="exercise admonition" id="{label}">', page), f"exercise {label} is missing"
+        assert re.search(rf'<div class="exercise[\w -]* admonition" id="{label}">', page), f"exercise {label} is missing"
         for fragment in fragments(statement, min_words=5):
             assert f"{docname}.html" in find(fragment, student), f"exercise {label}'s text is missing: {fragment!r}"
     assert 'class="solution' not in page
@@ -105,7 +105,7 @@ def test_students_see_each_exercise_s_level_time_and_what_to_hand_in(sites, docn
 
 def exercise_block(page: str, label: str) -> str:
     """The HTML of the exercise ``label``: its ``<div>``, up to the tag that closes it."""
-    start = page.index(f'<div class="exercise admonition" id="{label}">')
+    start = re.search(rf'<div class="exercise[\w -]* admonition" id="{label}">', page).start()
     depth = 0
     for tag in re.finditer(r"<(/?)div\b", page[start:]):
         depth += -1 if tag[1] else 1
