@@ -1,4 +1,5 @@
 import json
+import logging
 import socket
 import threading
 import time
@@ -210,6 +211,17 @@ def test_server_stops_cleanly_and_closes_its_port():
     assert set(threading.enumerate()) - threads_before == set()  # no thread left behind
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_the_server_keeps_its_log_instead_of_printing_it(model, capfd):
+    """In a notebook, a server thread's stderr would land in whatever cell runs next."""
+    app = create_prediction_app(lambda X: model.predict_proba(X)[:, 1], SCHEMA)
+    with BackgroundServer(app) as server:
+        logging.getLogger("uvicorn.error").warning("a client went away")
+    logging.getLogger("uvicorn.error").error("after the server stopped")
+    assert server.log == ["WARNING uvicorn.error: a client went away"]
+    captured = capfd.readouterr()
+    assert "went away" not in captured.err + captured.out and "stopped" not in captured.err
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "localhost", "192.168.1.10", "::"])

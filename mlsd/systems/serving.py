@@ -262,6 +262,27 @@ def create_prediction_app(
 # --------------------------------------------------------------------------- the server
 
 
+# uvicorn's log goes to the running servers' ``log`` lists, never to stderr: in a notebook, a
+# background thread's stderr lands in whichever cell runs at that moment (a warning about a
+# client that gave up during an overload test would appear, or not, in the next cell's output,
+# depending on the machine's speed). The NullHandler swallows what arrives while none runs.
+_UVICORN_LOG = logging.getLogger("uvicorn")
+_UVICORN_LOG.addHandler(logging.NullHandler())
+_UVICORN_LOG.propagate = False
+
+
+class _LogLines(logging.Handler):
+    """Appends each formatted log record to a list."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__(logging.WARNING)
+        self.lines = lines
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
 class BackgroundServer:
     """Run an ASGI app with uvicorn in a daemon thread, on 127.0.0.1 only.
 
@@ -285,7 +306,9 @@ class BackgroundServer:
     -----
     A server runs once: :meth:`start` on a server that was already started raises
     ``RuntimeError`` (create a new one instead); :meth:`stop` on a server that is not running
-    does nothing.
+    does nothing. uvicorn's warnings and errors while it runs are kept in :attr:`log` (lines
+    such as ``"WARNING uvicorn.error: ..."``, from every server running at the time), not
+    printed.
     """
 
     def __init__(self, app, host: str = LOOPBACK_HOST, port: int = 0, *, start_timeout: float = 10.0):
@@ -295,8 +318,12 @@ class BackgroundServer:
         if port > 65535:
             raise ValueError(f"port must be <= 65535, got {port}")
         self.start_timeout = check_finite("start_timeout", start_timeout)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+        # log_config=None: uvicorn keeps its hands off logging (its default sends it to stderr)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None,
+                                timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
+        self.log: list[str] = []
+        self._log_handler = _LogLines(self.log)
         self._thread: threading.Thread | None = None
         self._loop = None
         self.host, self.port = host, None
@@ -316,6 +343,7 @@ class BackgroundServer:
         """Start the server thread and wait until it accepts connections; return ``self``."""
         if self._thread is not None:
             raise RuntimeError("this server was already started; create a new BackgroundServer")
+        _UVICORN_LOG.addHandler(self._log_handler)
         self._thread = threading.Thread(target=self._server.run, name="mlsd-uvicorn", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + self.start_timeout
@@ -343,6 +371,7 @@ class BackgroundServer:
         for thread in threading.enumerate():
             if getattr(thread, "loop", None) is self._loop:
                 thread.join(self.start_timeout)
+        _UVICORN_LOG.removeHandler(self._log_handler)
         self.port = None
 
     def __enter__(self) -> "BackgroundServer":
