@@ -14,6 +14,7 @@ or assigns a value of the wrong kind, is an error naming the exercise.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def key_path(notebook: Path, seed: int, suffix: str = ".json") -> Path:
 
 
 def capture_cells(nb) -> None:
-    """After each solution's last code cell, add a cell printing its checked answers."""
+    """After each solution's last code cell, add a cell whose value is its checked answers."""
     last_code = {label: index for label, index, cell in split_solutions(nb)
                  if label is not None and cell["cell_type"] == "code"}
     for exercise in reversed(exercises(nb)):  # from the end, so earlier indices stay valid
@@ -46,20 +47,22 @@ def capture_cells(nb) -> None:
             raise ValueError(f"exercise {exercise.label!r} hands in "
                              f"{[a.name for a in exercise.answers]} but its solution has no code cell")
         names = [a.name for a in exercise.answers]
+        # The cell's value, not a print: stdout reaches the client through a buffer that a busy
+        # machine may flush only after the cell has finished, and then it is lost.
         source = (f"from mlsd.book.exercises import answers_json\n"
-                  f"print({MARK!r}, {exercise.label!r}, answers_json(globals(), {names!r}))")
+                  f"{MARK!r} + ' ' + {exercise.label!r} + ' ' + answers_json(globals(), {names!r})")
         nb.cells.insert(last_code[exercise.label] + 1, nbformat.v4.new_code_cell(source))
 
 
 def read_answers(nb) -> dict[str, dict]:
-    """``{label: {name: value}}`` from the capture cells' outputs."""
+    """``{label: {name: value}}`` from the values of the cells :func:`capture_cells` added."""
     found = {}
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            for line in output.get("text", "").splitlines():
-                if line.startswith(MARK + " "):
-                    _, label, values = line.split(" ", 2)
-                    found[label] = json.loads(values)
+            text = output.get("data", {}).get("text/plain", "")
+            if text[:1] in "'\"" and text[1:].startswith(MARK + " "):   # a str's repr, opening with MARK
+                _, label, values = ast.literal_eval(text).split(" ", 2)
+                found[label] = json.loads(values)
     return found
 
 
