@@ -57,8 +57,7 @@ def raw(text: str):
 
 
 def public_test(answer) -> str:
-    return (f"from mlsd.book.exercises import Answer\n"
-            f"_ = Answer.parse({answer.name!r}, {kind_text(answer)!r}).value({answer.name})")
+    return f"from mlsd.book.exercises import Answer\n_ = {answer!r}.value({answer.name})"
 
 
 def hidden_test(answer, keys: dict[int, object]) -> str:
@@ -66,17 +65,8 @@ def hidden_test(answer, keys: dict[int, object]) -> str:
             f"from mlsd.book.exercises import Answer\n"
             f"KEYS = {keys!r}\n"
             f'assert SEED in KEYS, f"no answer key for SEED = {{SEED}}: this assignment has keys for {sorted(keys)}"\n'
-            f"assert Answer.parse({answer.name!r}, {kind_text(answer)!r}).accepts(KEYS[SEED], {answer.name}), "
+            f"assert {answer!r}.accepts(KEYS[SEED], {answer.name}), "
             f'"`{answer.name}` is not within the tolerance of the key"')
-
-
-def kind_text(answer) -> str:
-    """The kind as the statement writes it (``number ± 0.01``), for ``Answer.parse``."""
-    if answer.kind == "number":
-        return f"number ± {answer.tolerance * 100:g} %" if answer.relative else f"number ± {answer.tolerance:g}"
-    if answer.kind == "choice":
-        return "one of " + ", ".join(f'"{c}"' for c in answer.choices)
-    return "integer" if answer.kind == "integer" else "True or False"
 
 
 def split_at_exercises(text: str) -> list[tuple[str | None, str]]:
