@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import seed_list  # noqa: E402
 from keys import current_key, key_path  # noqa: E402
 
-from mlsd.book.exercises import EXERCISE, exercises, split_solutions  # noqa: E402
+from mlsd.book.exercises import EXERCISE, exercise_label, exercises, split_solutions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "assignments"
@@ -73,8 +72,7 @@ def split_at_exercises(text: str) -> list[tuple[str | None, str]]:
     """Markdown text as ``(label or None, piece)``: each exercise block its own piece."""
     pieces, start = [], 0
     for match in EXERCISE.finditer(text):
-        label = re.search(r"^:label: (\S+)", match["body"], re.M)[1]
-        pieces += [(None, text[start:match.start()]), (label, match.group(0))]
+        pieces += [(None, text[start:match.start()]), (exercise_label(match), match.group(0))]
         start = match.end()
     pieces.append((None, text[start:]))
     return [(label, piece.strip("\n")) for label, piece in pieces if piece.strip()]

@@ -45,7 +45,7 @@ import numpy as np
 from mlsd._checks import check_int
 
 __all__ = ["split_solutions", "strip_solutions", "solution_texts", "exercise_texts", "exercise_rng",
-           "Answer", "Exercise", "exercises", "answers_json", "LEVELS"]
+           "Answer", "Exercise", "exercises", "exercise_label", "answers_json", "LEVELS"]
 
 
 def exercise_rng(seed: int, label: str) -> np.random.Generator:
@@ -150,16 +150,21 @@ def solution_texts(nb: dict) -> dict[str, str]:
 EXERCISE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{exercise\}(?P<title>[^\n]*)\n(?P<body>.*?)^(?P=fence)\s*$", re.M | re.S)
 
 
+def exercise_label(match: re.Match) -> str:
+    """The ``:label:`` of an exercise block matched by ``EXERCISE`` (required: the guide cites it)."""
+    label = re.search(r"^:label: (\S+)", match["body"], re.M)
+    if not label:
+        raise ValueError(f"an exercise has no :label: {match['body'][:60]!r}")
+    return label[1]
+
+
 def exercise_texts(nb: dict) -> dict[str, str]:
     """``{label: statement}`` of every exercise (labels are required: the guide cites them)."""
     found = {}
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
             for match in EXERCISE.finditer("".join(cell["source"])):
-                label = re.search(r"^:label: (\S+)", match["body"], re.M)
-                if not label:
-                    raise ValueError(f"an exercise has no :label: {match['body'][:60]!r}")
-                found[label[1]] = re.sub(r"^:\w+:.*\n", "", match["body"], flags=re.M)
+                found[exercise_label(match)] = re.sub(r"^:\w+:.*\n", "", match["body"], flags=re.M)
     return found
 
 
@@ -300,10 +305,7 @@ def exercises(nb: dict) -> list[Exercise]:
         if cell["cell_type"] != "markdown":
             continue
         for match in EXERCISE.finditer("".join(cell["source"])):
-            label = re.search(r"^:label: (\S+)", match["body"], re.M)
-            if not label:
-                raise ValueError(f"an exercise has no :label: {match['body'][:60]!r}")
-            label = label[1]
+            label = exercise_label(match)
             title = TITLE.match(match["title"].strip())
             if not title:
                 raise ValueError(f"exercise {label!r}: its title must be the level and the time, such as "
