@@ -7,8 +7,8 @@ import pytest
 from nbclient import NotebookClient
 
 from mlsd.evaluation.headline import (HEADLINE_NAMES, glue_headline, headline_intervals, headline_numbers, lift_share,
-                           read_headline)
-from mlsd.evaluation.metrics import roc_auc
+                           read_headline, resampled_intervals)
+from mlsd.evaluation.metrics import average_precision_of_matches, match_detections, roc_auc
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,7 @@ GOOD = dict(task="rank videos", baseline_name="trending", intervals={"model": (0
         (dict(task=""), "task must be a non-empty string"),
         (dict(baseline_name=None), "baseline_name must be a non-empty string"),
         (dict(unit=""), "unit must be a non-empty string"),
-        (dict(intervals=(0.15, 0.25)), "intervals must be headline_intervals' answer"),
+        (dict(intervals=(0.15, 0.25)), "intervals must be headline_intervals' or resampled_intervals' answer"),
         (dict(intervals={"model": (0.21, 0.25), "lift_share": (0.3, 0.7)}), "does not contain the point estimate 0.2"),
         (dict(intervals={"model": (0.15, 0.25), "lift_share": (0.3,)}), "must be a \\(low, high\\) pair"),
         (dict(systems={}), "systems must be a non-empty dict"),
@@ -174,3 +174,97 @@ def test_intervals_for_a_metric_that_is_no_mean_resample_predictions_with_their_
         headline_intervals(base, model, oracle, seed=0, labels=y)
     with pytest.raises(ValueError, match="the same units"):
         headline_intervals(base, model, oracle, seed=0, labels=y[:-1], metric=roc_auc)
+
+
+# --- intervals for a metric that is no mean over units: the caller scores each resample ------------
+
+
+def _weighted_means(*per_unit):
+    """score(weights) for systems scored by the mean over units: the weighted means."""
+    return lambda weights: tuple(float(np.average(v, weights=weights)) for v in per_unit)
+
+
+def test_resampled_intervals_agree_with_headline_intervals_for_a_mean():
+    baseline, oracle, hardness = _units(400)
+    model = 0.6 + 0.1 * hardness + np.random.default_rng(1).normal(0, 0.05, 400)
+    ours = resampled_intervals(_weighted_means(baseline, model, oracle), 400, seed=0, n_resamples=2000)
+    theirs = headline_intervals(baseline, model, oracle, seed=0)
+    for name in ("model", "lift_share"):
+        width = theirs[name][1] - theirs[name][0]
+        assert width > 0
+        # the ends agree to within the Monte Carlo error of two bootstraps of 2,000 resamples
+        np.testing.assert_allclose(ours[name], theirs[name], atol=min(0.02, 0.1 * width))
+    share = lift_share(baseline.mean(), model.mean(), oracle.mean())
+    assert ours["model"][0] < model.mean() < ours["model"][1]
+    assert ours["lift_share"][0] < share < ours["lift_share"][1]
+
+
+def test_resampled_intervals_are_paired_and_repeat_with_the_seed():
+    baseline, oracle, _ = _units(300)
+    halfway = _weighted_means(baseline, baseline + 0.5 * (oracle - baseline), oracle)
+    low, high = resampled_intervals(halfway, 300, seed=0)["lift_share"]
+    assert math.isclose(low, 0.5) and math.isclose(high, 0.5)  # 0.5 in every paired resample
+    model = baseline + np.random.default_rng(2).normal(0.2, 0.1, 300)
+    score = _weighted_means(baseline, model, oracle)
+    first = resampled_intervals(score, 300, seed=4, n_resamples=200)
+    assert resampled_intervals(score, 300, seed=4, n_resamples=200) == first
+    assert resampled_intervals(score, 300, seed=5, n_resamples=200) != first
+
+
+def test_resampled_intervals_pass_bootstrap_multiplicities_and_the_full_sample_first():
+    seen = []
+
+    def score(weights):
+        seen.append(np.array(weights))
+        return 0.2, 0.5 + 0.01 * weights[0], 0.9
+
+    resampled_intervals(score, 7, seed=0, n_resamples=300)
+    np.testing.assert_array_equal(seen[0], np.ones(7))
+    assert len(seen) == 301
+    for weights in seen:
+        assert weights.shape == (7,) and weights.dtype.kind == "i" and weights.sum() == 7 and weights.min() >= 0
+    # unit 0 is drawn Binomial(7, 1/7) times: mean 1, variance 6/7
+    drawn = np.array([w[0] for w in seen[1:]])
+    assert math.isclose(drawn.mean(), 1, abs_tol=0.2) and math.isclose(drawn.var(), 6 / 7, rel_tol=0.3)
+
+
+def test_resampled_intervals_of_map_over_images_from_matched_detections():
+    """The use it was written for: detections matched once, each resample scored by weighting
+    the images (chapter 6's mAP@0.5 over faces and plates, here over one class)."""
+    rng = np.random.default_rng(0)
+    n_images = 120
+    truth = [(i, (x, 0, x + 10, 10)) for i in range(n_images) for x in (0, 20)[: rng.integers(1, 3)]]
+
+    def detector(hit_rate, n_false):
+        found = [(i, 1.0 + rng.random(), box) for i, box in truth if rng.random() < hit_rate]
+        stray = [(int(i), rng.random() * 1.5, (40, 0, 50, 10)) for i in rng.integers(0, n_images, n_false)]
+        return match_detections(found + stray, truth)
+
+    systems = [detector(0.5, 150), detector(0.8, 60), detector(1.0, 0)]  # baseline, model, oracle
+
+    def score(weights):
+        return tuple(average_precision_of_matches(matches, weights) for matches in systems)
+
+    full = score(np.ones(n_images))
+    assert full[2] == 1.0 and full[0] < full[1] < 1.0
+    out = resampled_intervals(score, n_images, seed=0, n_resamples=300)
+    assert out["model"][0] < full[1] < out["model"][1] <= 1.0
+    assert out["lift_share"][0] < lift_share(*full) < out["lift_share"][1]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n_units=1), ValueError, "at least two units"),
+    (dict(n_units=2.5), TypeError, "n_units must be an integer"),
+    (dict(level=1.0), ValueError, "level must be strictly between 0 and 1"),
+    (dict(level=math.nan), ValueError, "level must be a finite number"),
+    (dict(n_resamples=10), ValueError, "n_resamples must be >= 100"),
+    (dict(seed=-1), ValueError, "seed must be >= 0"),
+    (dict(score=lambda w: (0.3, 0.5)), ValueError, "must return three numbers"),
+    (dict(score=lambda w: (0.3, math.nan, 0.8)), ValueError, r"score\(weights\)\[1\] must be a finite number"),
+    (dict(score=lambda w: (0.3, 0.5, 0.3)), ValueError, "no achievable lift"),
+    (dict(score=(0.3, 0.5, 0.8)), TypeError, "score must be a function"),
+])
+def test_resampled_intervals_refuse_bad_input(kwargs, error, match):
+    args = dict(score=lambda w: (0.3, 0.5 + 0.01 * w[0], 0.8), n_units=5, seed=0) | kwargs
+    with pytest.raises(error, match=match):
+        resampled_intervals(**args)

@@ -17,7 +17,10 @@ The headline contract (``case_studies.md``) is what makes shares comparable betw
 
 - the oracle is a true ceiling: nothing in ``systems`` beats it, at seeds 0, 1 and 2;
 - the baseline is the strongest simple baseline on validation (``baselines_on_validation``);
-- the model's score and the lift share carry 95 % paired bootstrap intervals.
+- the model's score and the lift share carry 95 % paired bootstrap intervals:
+  :func:`headline_intervals` where the metric is a mean over units (or a function of per-unit
+  predictions and labels, such as ROC-AUC), :func:`resampled_intervals` where it is neither
+  (mAP over the test images, whose detections are matched once and then reweighted).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ import numpy as np
 
 from mlsd._checks import check_finite, check_finite_array, check_int
 
-__all__ = ["HEADLINE_NAMES", "OPTIONAL_HEADLINE_NAMES", "lift_share", "headline_intervals", "glue_headline",
-           "headline_numbers", "read_headline"]
+__all__ = ["HEADLINE_NAMES", "OPTIONAL_HEADLINE_NAMES", "lift_share", "headline_intervals", "resampled_intervals",
+           "glue_headline", "headline_numbers", "read_headline"]
 
 #: glue name -> meaning
 HEADLINE_NAMES = {
@@ -71,6 +74,16 @@ def lift_share(baseline: float, model: float, oracle: float) -> float:
     return (model - baseline) / (oracle - baseline)
 
 
+def _bootstrap_arguments(n_units: int, level, n_resamples) -> tuple[float, int]:
+    """Check what every bootstrap here needs: two units, a level in (0, 1), 100 resamples."""
+    if n_units < 2:
+        raise ValueError("a bootstrap needs at least two units")
+    level = check_finite("level", level)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    return level, check_int("n_resamples", n_resamples, minimum=100)
+
+
 def headline_intervals(baseline, model, oracle, *, seed: int, labels=None, metric=None,
                        level: float = 0.95, n_resamples: int = 2000) -> dict:
     """Paired bootstrap intervals for the model's score and the lift share.
@@ -106,12 +119,7 @@ def headline_intervals(baseline, model, oracle, *, seed: int, labels=None, metri
         values.append(check_finite_array("labels", labels))
     if len({len(v) for v in values}) != 1:
         raise ValueError(f"baseline, model, oracle (and labels) must hold the same units, got lengths {[len(v) for v in values]}")
-    if len(values[0]) < 2:
-        raise ValueError("a bootstrap needs at least two units")
-    level = check_finite("level", level)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
-    n_resamples = check_int("n_resamples", n_resamples, minimum=100)
+    level, n_resamples = _bootstrap_arguments(len(values[0]), level, n_resamples)
     options = dict(paired=True, n_resamples=n_resamples, confidence_level=level, method="percentile")
     if metric is None:
         lift_share(*(float(v.mean()) for v in values))  # raises if there is no lift to share
@@ -139,6 +147,60 @@ def headline_intervals(baseline, model, oracle, *, seed: int, labels=None, metri
             "lift_share": (float(share_ci.low), float(share_ci.high))}
 
 
+def resampled_intervals(score, n_units: int, *, seed: int, level: float = 0.95, n_resamples: int = 1000) -> dict:
+    """Paired bootstrap intervals for a headline whose metric is no mean over units.
+
+    mAP over test images is one: each image's detections are ranked against every other image's,
+    so neither per-unit values (:func:`headline_intervals`) nor per-unit predictions with labels
+    describe it. Here the caller scores a resample itself: ``score(weights)`` returns the
+    ``(baseline, model, oracle)`` scores when unit ``i`` of the ``n_units`` test units (images)
+    counts ``weights[i]`` times, e.g. by
+    :func:`mlsd.evaluation.metrics.average_precision_of_matches` with those image weights.
+
+    Each resample draws the multiplicities as a bootstrap does, ``n_units`` units with
+    replacement (``weights`` is an integer array summing to ``n_units``), and scores the three
+    systems on the *same* draw (paired), so that a unit hard for every system moves all three
+    scores together. The full sample is ``score(np.ones(n_units))``. Returns percentile
+    intervals at ``level``, like :func:`headline_intervals`::
+
+        {"model": (low, high), "lift_share": (low, high)}
+
+    The random stream is ``make_rng(seed, "resampled intervals")``: the same seed gives the
+    same intervals.
+
+    Raises
+    ------
+    ValueError
+        If ``n_units`` < 2, ``level`` is not in (0, 1), ``n_resamples`` < 100, ``score`` does
+        not return three finite numbers, or the oracle's score equals the baseline's on the full
+        sample or a resample (no lift to share).
+
+    References: Efron & Tibshirani (1993), *An Introduction to the Bootstrap*, ch. 6 (the
+    bootstrap) and ch. 13 (percentile intervals).
+    """
+    from mlsd.book.seeding import make_rng
+
+    if not callable(score):
+        raise TypeError(f"score must be a function score(weights) -> (baseline, model, oracle), got {score!r}")
+    n_units = check_int("n_units", n_units)
+    level, n_resamples = _bootstrap_arguments(n_units, level, n_resamples)
+
+    def scored(weights) -> tuple:
+        scores = score(weights)
+        if not isinstance(scores, (tuple, list, np.ndarray)) or len(scores) != 3:
+            raise ValueError(f"score(weights) must return three numbers (baseline, model, oracle), got {scores!r}")
+        return tuple(check_finite(f"score(weights)[{i}]", v) for i, v in enumerate(scores))
+
+    lift_share(*scored(np.ones(n_units, dtype=np.int64)))  # raises if there is no lift to share
+    rng = make_rng(seed, "resampled intervals")
+    draws = [scored(rng.multinomial(n_units, np.full(n_units, 1.0 / n_units))) for _ in range(n_resamples)]
+    models = [m for _, m, _ in draws]
+    shares = [lift_share(*d) for d in draws]
+    tails = [(1 - level) / 2, (1 + level) / 2]
+    return {"model": tuple(float(q) for q in np.quantile(models, tails)),
+            "lift_share": tuple(float(q) for q in np.quantile(shares, tails))}
+
+
 def _scores(name: str, scores) -> dict:
     if not isinstance(scores, dict) or not scores:
         raise ValueError(f"{name} must be a non-empty dict {{system name: score}}, got {scores!r}")
@@ -164,11 +226,11 @@ def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, 
 
     ``task`` says what is predicted or ranked ("rank ten videos for a user's home feed") and
     ``baseline_name`` what the baseline is ("most popular"); the scoreboard shows both.
-    ``intervals`` is :func:`headline_intervals`' answer and ``unit`` what it resampled ("800
-    test users"). ``systems`` holds the test score of every system the chapter evaluates on the
-    headline metric (the tests check that none beats the oracle), and
-    ``baselines_on_validation`` the validation score of each simple baseline the chapter shows:
-    ``baseline_name`` must be the strongest of them. ``clairvoyant`` is the score of a
+    ``intervals`` is :func:`headline_intervals`' or :func:`resampled_intervals`' answer and
+    ``unit`` what it resampled ("800 test users"). ``systems`` holds the test score of every
+    system the chapter evaluates on the headline metric (the tests check that none beats the
+    oracle), and ``baselines_on_validation`` the validation score of each simple baseline the
+    chapter shows: ``baseline_name`` must be the strongest of them. ``clairvoyant`` is the score of a
     predictor that also knows the noise no feature reveals, where the oracle is a posterior.
     Values are glued without display; cite them in prose as ``{glue:text}`headline_model:.3f```,
     and the intervals' ends as ``headline_model_low``, ``headline_model_high``,
@@ -187,7 +249,8 @@ def glue_headline(metric: str, baseline: float, model: float, oracle: float, *, 
             raise ValueError(f"{name} must be a non-empty string, got {text!r}")
     share = lift_share(baseline, model, oracle)
     if not isinstance(intervals, dict) or set(intervals) != {"model", "lift_share"}:
-        raise ValueError(f"intervals must be headline_intervals' answer, {{'model': ..., 'lift_share': ...}}, got {intervals!r}")
+        raise ValueError("intervals must be headline_intervals' or resampled_intervals' answer, "
+                         f"{{'model': ..., 'lift_share': ...}}, got {intervals!r}")
     better = 1.0 if oracle > baseline else -1.0  # -1: lower is better (log loss)
     on_validation = _scores("baselines_on_validation", baselines_on_validation)
     strongest = max(on_validation, key=lambda name: better * on_validation[name])

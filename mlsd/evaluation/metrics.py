@@ -22,7 +22,9 @@ Conventions:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,7 +44,8 @@ __all__ = [
     # beyond accuracy
     "catalogue_coverage", "intra_list_diversity",
     # detection
-    "iou", "iou_matrix", "detection_average_precision",
+    "iou", "iou_matrix", "detection_average_precision", "DetectionMatches", "match_detections",
+    "average_precision_of_matches",
 ]
 
 #: probabilities are clipped to [EPS, 1 - EPS] before taking logs, so a confident mistake costs
@@ -690,6 +693,86 @@ def detection_average_precision(detections, ground_truth, iou_threshold: float =
     retrospective", *IJCV* 111, §3.3; Lin et al. (2014), "Microsoft COCO: common objects in
     context", *ECCV*.
     """
+    return average_precision_of_matches(match_detections(detections, ground_truth, iou_threshold))
+
+
+def _image_ids(values) -> np.ndarray:
+    """Image ids as a 1-D array: a 1-D array as given, anything else as an object array (so
+    that an id such as a tuple stays one id)."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionMatches:
+    """Which detections of one class are true positives: :func:`match_detections`' answer.
+
+    ``image``, ``score`` and ``is_tp`` hold one entry per detection, in the order the detections
+    were given; ``ground_truth_images`` one entry per ground-truth box, its image. Matching in an
+    image depends only on that image's detections and boxes, so the flags hold for any resample
+    of the images, and :func:`average_precision_of_matches` scores a resample by weighting the
+    images instead of matching again. The score order and integer image codes it needs are
+    computed once, on construction:
+
+    - ``order``: the detections by score, highest first (stable: equal scores keep their order);
+    - ``images``: the distinct image ids (ground truth's first, then the detections'), so that a
+      detection's image code ``c`` is ``images[c]``; ``codes`` holds each detection's code in
+      score order and ``truth_per_image`` the number of ground-truth boxes of each image;
+    - ``hit_ranks``: the positions of the true positives in score order (0 = best);
+    - ``image_index``: ``images`` as an integer array when every id is an integer >= 0 (then an
+      array of weights indexed by image id can be used), else None.
+    """
+
+    image: np.ndarray
+    score: np.ndarray
+    is_tp: np.ndarray
+    ground_truth_images: np.ndarray
+    order: np.ndarray = field(init=False, repr=False)
+    images: tuple = field(init=False, repr=False)
+    codes: np.ndarray = field(init=False, repr=False)
+    truth_per_image: np.ndarray = field(init=False, repr=False)
+    hit_ranks: np.ndarray = field(init=False, repr=False)
+    image_index: np.ndarray | None = field(init=False, repr=False)
+
+    def __post_init__(self):
+        image, truth = _image_ids(self.image), _image_ids(self.ground_truth_images)
+        score, is_tp = np.asarray(self.score, dtype=float), np.asarray(self.is_tp)
+        if score.ndim != 1 or is_tp.ndim != 1 or not len(image) == len(score) == len(is_tp):
+            raise ValueError(f"image, score and is_tp must be 1-D with one entry per detection, got shapes "
+                             f"{image.shape}, {score.shape} and {is_tp.shape}")
+        if is_tp.dtype != bool:
+            raise ValueError(f"is_tp must be booleans, got values of type {is_tp.dtype}")
+        _first_bad("detection scores", score, ~np.isfinite(score), "be finite (no NaN or infinity)")
+        codes: dict = {}
+        truth_code = np.array([codes.setdefault(k, len(codes)) for k in truth], dtype=np.intp)
+        code = np.array([codes.setdefault(k, len(codes)) for k in image], dtype=np.intp)
+        truth_per_image = np.bincount(truth_code, minlength=len(codes)).astype(float)
+        hits = np.bincount(code[is_tp], minlength=len(codes))
+        if (hits > truth_per_image).any():
+            bad = list(codes)[int(np.flatnonzero(hits > truth_per_image)[0])]
+            raise ValueError(f"image {bad!r} has more true positives than ground-truth boxes")
+        images = tuple(codes)
+        integer = all(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0 for k in images)
+        order = np.argsort(-score, kind="stable")
+        for name, value in (("image", image), ("score", score), ("is_tp", is_tp), ("ground_truth_images", truth),
+                            ("order", order), ("images", images), ("codes", code[order]),
+                            ("truth_per_image", truth_per_image), ("hit_ranks", np.flatnonzero(is_tp[order])),
+                            ("image_index", np.array(images, dtype=np.intp) if integer else None)):
+            object.__setattr__(self, name, value)
+
+
+def match_detections(detections, ground_truth, iou_threshold: float = 0.5) -> DetectionMatches:
+    """Steps 1-2 of :func:`detection_average_precision`: which detections are true positives.
+
+    Same arguments, validation and errors. The detections are taken by score, highest first
+    (stable), and each is matched to the still-unmatched ground-truth box of its image with the
+    highest IoU, if that IoU >= ``iou_threshold``. Returns a :class:`DetectionMatches` with the
+    flags in the order the detections were given; score it (or any resample of its images) with
+    :func:`average_precision_of_matches`.
+    """
     threshold = check_finite("iou_threshold", iou_threshold)
     if not 0 < threshold <= 1:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
@@ -699,27 +782,92 @@ def detection_average_precision(detections, ground_truth, iou_threshold: float =
     for image, box in ground_truth:
         gt_boxes.setdefault(image, []).append(box)
     gt_boxes = {image: _boxes(f"ground-truth boxes of image {image!r}", b) for image, b in gt_boxes.items()}
-    matched = {image: np.zeros(len(b), dtype=bool) for image, b in gt_boxes.items()}
+    truth_images = _image_ids([image for image, _ in ground_truth])
     if len(detections) == 0:
-        return 0.0
+        return DetectionMatches(_image_ids([]), np.zeros(0), np.zeros(0, dtype=bool), truth_images)
 
-    images = [image for image, _, _ in detections]
+    images = _image_ids([image for image, _, _ in detections])
     scores = _scores("detection scores", [score for _, score, _ in detections])
     boxes = _boxes("detection boxes", [box for _, _, box in detections])
-    is_tp = np.zeros(len(detections))
-    for n, j in enumerate(np.argsort(-scores, kind="stable")):
-        image = images[j]
+    by_image: dict = {}  # each image's detections, best first: matching in an image needs only them
+    for j in np.argsort(-scores, kind="stable"):
+        by_image.setdefault(images[j], []).append(j)
+    is_tp = np.zeros(len(detections), dtype=bool)
+    for image, rows in by_image.items():
         if image not in gt_boxes:
-            continue  # a detection in an image with no objects: a false positive
-        overlaps = iou_matrix(boxes[j : j + 1], gt_boxes[image])[0]
-        overlaps[matched[image]] = -1.0  # each object is matched at most once
-        best = int(np.argmax(overlaps))
-        if overlaps[best] >= threshold:
-            matched[image][best] = True
-            is_tp[n] = 1.0
+            continue  # detections in an image with no objects: false positives
+        overlaps = iou_matrix(boxes[rows], gt_boxes[image])
+        matched = np.zeros(overlaps.shape[1], dtype=bool)
+        for j, row in zip(rows, overlaps):
+            row = np.where(matched, -1.0, row)  # each object is matched at most once
+            best = int(np.argmax(row))
+            if row[best] >= threshold:
+                matched[best] = is_tp[j] = True
+    return DetectionMatches(images, scores, is_tp, truth_images)
 
-    tp = np.cumsum(is_tp)
-    precisions = tp / np.arange(1, len(tp) + 1)
-    recalls = tp / len(ground_truth)
+
+def _weights_per_image(matches: DetectionMatches, image_weights) -> np.ndarray:
+    """The weight of each of ``matches.images``, from a mapping id -> weight or an array."""
+    if isinstance(image_weights, Mapping):
+        keys = list(image_weights)
+        given = np.array([image_weights[k] for k in keys], dtype=float) if keys else np.zeros(0)
+        bad = ~np.isfinite(given) | (given < 0)
+        if bad.any():
+            key = keys[int(np.flatnonzero(bad)[0])]
+            raise ValueError(f"image_weights must be finite and >= 0, got {image_weights[key]!r} for image {key!r}")
+        return np.array([float(image_weights.get(k, 0.0)) for k in matches.images])
+    given = np.asarray(image_weights, dtype=float)
+    if given.ndim != 1:
+        raise ValueError(f"image_weights must be a mapping image id -> weight or a 1-D array, got shape {given.shape}")
+    _first_bad("image_weights", given, ~np.isfinite(given) | (given < 0), "be finite and >= 0")
+    if matches.image_index is None:
+        raise ValueError("image_weights as an array needs integer image ids 0..n-1; give a mapping image id -> weight")
+    if len(matches.image_index) and matches.image_index.max() >= len(given):
+        raise ValueError(f"image_weights has {len(given)} entries, but there is an image {matches.image_index.max()}")
+    return given[matches.image_index]
+
+
+def average_precision_of_matches(matches: DetectionMatches, image_weights=None) -> float:
+    """Step 3 of :func:`detection_average_precision`, for matched detections, images weighted.
+
+    Without ``image_weights`` this is :func:`detection_average_precision` exactly. With them
+    (a mapping image id -> weight >= 0, images missing from it weighing 0; or, when the image
+    ids are the integers 0..n-1, a 1-D array indexed by image id), each detection and each
+    ground-truth box counts with its image's weight w; after the n-th detection by score::
+
+        TP_n = sum_{m <= n} w_m tp_m,   P_n = TP_n / sum_{m <= n} w_m,   R_n = TP_n / W_truth
+
+    where ``W_truth`` is the total weight of the ground-truth boxes (positions where the
+    cumulative weight is still 0 are skipped), then the precision envelope and
+    ``AP = sum_n (R_n - R_{n-1}) P*_n`` as before. Weights of k on every image give the
+    unweighted AP; a weight of 2 on an image is that image entered twice (its copies ranked
+    beside the originals: exactly so unless another image's detection ties on score), 0 the
+    image removed.
+    This is how a bootstrap over images (weights = how often each image was drawn) rescores a
+    resample without matching again: :func:`mlsd.evaluation.headline.resampled_intervals`.
+
+    Raises ``ValueError`` if a weight is negative or not finite, if an array of weights does
+    not cover every image id, or if the ground truth weighs 0 in total (recall undefined).
+    """
+    if not isinstance(matches, DetectionMatches):
+        raise TypeError(f"matches must be match_detections' answer, got {type(matches).__name__}")
+    if image_weights is None:
+        weights = np.ones(len(matches.images))
+    else:
+        weights = _weights_per_image(matches, image_weights)
+    truth_weight = float(matches.truth_per_image @ weights)
+    if not truth_weight > 0:
+        raise ValueError("detection AP is undefined when the ground truth weighs 0 in total (no boxes counted)")
+    if len(matches.hit_ranks) == 0:
+        return 0.0  # no detections, or none right: no recall
+    w = weights[matches.codes]  # each detection's weight, in score order
+    counted = np.cumsum(w)[matches.hit_ranks]  # weight of the detections up to each hit
+    tp = np.cumsum(w[matches.hit_ranks])
+    precisions = np.divide(tp, counted, out=np.zeros_like(tp), where=counted > 0)
+    # recall moves only at hits, and a false positive never raises the precision, so the sum
+    # and the envelope need only the hits; the terms are laid out by rank so that the sum adds
+    # exactly what a sum over every detection (zeros at false positives) adds
     envelope = np.maximum.accumulate(precisions[::-1])[::-1]
-    return float(np.sum(np.diff(recalls, prepend=0.0) * envelope))
+    terms = np.zeros(len(w))
+    terms[matches.hit_ranks] = np.diff(tp / truth_weight, prepend=0.0) * envelope
+    return float(np.sum(terms))
