@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mlsd.cases import _sv_monitoring as mon
+from mlsd.cases import street_view_blurring as case
 from mlsd.datasets import street_view_blurring as sv
 from mlsd.evaluation.metrics import detection_average_precision
 
@@ -131,6 +132,7 @@ def test_class_aps_equal_the_definition_and_ignore_other_photos():
     assert aps["face"] == pytest.approx(0.6)
     assert aps["plate"] == pytest.approx(0.5)   # 0.5 TP (P 1), 0.4 FP; one of two plates found
     assert aps["mAP"] == pytest.approx(0.55) == mon.mean_ap(matches)
+    assert aps == pytest.approx(case.mean_average_precision(found, truth, ids))
 
 
 def test_weights_remove_and_repeat_photos():
@@ -213,15 +215,33 @@ def test_annotation_cost_by_hand():
         mon.annotation_cost(truth, [], seconds_per_photo=1, seconds_per_box=1, usd_per_hour=1)
 
 
-def test_plot_monitoring_draws_both_panels():
+def test_plot_monitoring_draws_every_panel():
     import matplotlib.pyplot as plt
 
     monitor = pd.DataFrame({"mean": [0.06, 0.06, 0.08], "alarm": [False, False, True]}, index=[30, 31, 32])
-    recovery = pd.DataFrame({"old": [0.9, 0.7], "new": [0.9, 0.85]}, index=[31, 34])
-    fig, axes = plt.subplots(1, 2)
-    mon.plot_monitoring(axes, monitor, (0.059, 0.061), (32, 33), 32, 34, recovery)
-    assert len(axes[0].get_lines()) >= 2 and len(axes[1].get_lines()) >= 2
+    frame = pd.DataFrame({"old": [0.9, 0.7], "new": [0.9, 0.85]}, index=[31, 34])
+    fig, axes = plt.subplots(1, 3)
+    mon.plot_monitoring(axes, monitor, (0.059, 0.061), (32, 33), 32, 34,
+                        {"a": ("mAP", frame), "b": ("face recall", frame)}, 0.95)
+    assert [len(ax.get_lines()) for ax in axes] == [3, 4, 5]   # lines, alarm, labels day, target
     plt.close(fig)
+
+
+def test_recall_by_group_by_hand():
+    truth, found, ids = fixture()
+    faces = case.matches(found, truth, ids, "face")   # faces of photos 7, 3, 9; detections scored 0.6-0.95
+    groups = pd.Series(["a", "b", "a"], index=ids)
+    table = mon.recall_by_group(faces, pd.Series([0.85, 0.0, 0.85], index=ids), groups)
+    # a: photo 7's face found at 0.9 (its 0.8 FP is under 0.85), photo 9's at 0.6 is not: 1 of 2
+    # b: threshold 0: photo 3's face found (0.7), and its 0.95 detection is a false blur
+    assert table.loc["a", "recall"] == pytest.approx(0.5) and table.loc["b", "recall"] == pytest.approx(1.0)
+    assert table.loc["a", "false blurs per photo"] == 0 and table.loc["b", "false blurs per photo"] == 1.0
+    low = mon.recall_by_group(faces, pd.Series(0.0, index=ids), groups)
+    assert low["recall"].tolist() == [1.0, 1.0] and low.loc["a", "false blurs per photo"] == 0.5
+    with pytest.raises(ValueError, match="indexed by photo id"):
+        mon.recall_by_group(faces, pd.Series(0.0, index=[7, 3]), groups)
+    with pytest.raises(ValueError, match="no box"):
+        mon.recall_by_group(faces, pd.Series(0.0, index=[7, 3, 9, 4]), pd.Series(["a", "b", "a", "c"], index=[7, 3, 9, 4]))
 
 
 def test_numbers_for_the_prose():
@@ -240,3 +260,8 @@ def test_numbers_for_the_prose():
     per_sensor = pd.DataFrame({"old": [0.8, 0.5], "new": [0.81, 0.7]}, index=["v1", "v2"])
     got = mon.recovery_numbers(per_sensor, (0.1, 0.3), 39, 1900, 1200)
     assert (got["mon_old_v2"], got["mon_new_v2"], got["mon_new_v1"]) == (0.5, 0.7, 0.81)
+    on_sensor = {"one": pd.DataFrame({"recall": [0.95, 0.6], "false blurs per photo": [0.2, 0.1]}, index=["v1", "v2"]),
+                 "per": pd.DataFrame({"recall": [0.95, 0.9], "false blurs per photo": [0.2, 0.8]}, index=["v1", "v2"])}
+    got = mon.threshold_numbers(on_sensor, -1.0, 0.5)
+    assert (got["mon_one_recall_v2"], got["mon_per_recall_v2"], got["mon_per_false_v2"]) == (0.6, 0.9, 0.8)
+    assert got["mon_v2_face_threshold"] == -1.0 and got["mon_face_threshold"] == 0.5

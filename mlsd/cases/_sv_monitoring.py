@@ -21,7 +21,8 @@ from scipy import ndimage
 
 from mlsd._checks import check_array_1d, check_finite, check_finite_array
 from mlsd.evaluation.experiments import paired_bootstrap
-from mlsd.evaluation.metrics import DetectionMatches, average_precision_of_matches, match_detections
+from mlsd.cases import street_view_blurring as case
+from mlsd.evaluation.metrics import DetectionMatches, average_precision_of_matches
 
 #: a second difference in both directions: it cancels a constant and a linear ramp (and the
 #: gradient across a photo), and turns noise of standard deviation s into noise of standard
@@ -104,11 +105,14 @@ def daily_monitor(values, days, reference_values, reference_days, *, k: float = 
 
 @dataclass(frozen=True)
 class PhotoMatches:
-    """:func:`match_by_label`'s answer: the number of photos and each class's matches, whose
-    images are the photos' positions 0..n_photos-1."""
+    """:func:`match_by_label`'s answer: the photos (in order) and each class's matches."""
 
-    n_photos: int
+    photo_ids: np.ndarray
     by_label: dict[str, DetectionMatches]
+
+    @property
+    def n_photos(self) -> int:
+        return len(self.photo_ids)
 
 
 def match_by_label(detections: pd.DataFrame, annotations: pd.DataFrame, photo_ids, *,
@@ -117,8 +121,9 @@ def match_by_label(detections: pd.DataFrame, annotations: pd.DataFrame, photo_id
 
     ``detections`` has the columns photo_id, label, score, x1, y1, x2, y2 (a detector's
     table; rows of other photos are ignored) and ``annotations`` photo_id, label, x1, y1, x2,
-    y2. In the answer the images are the *positions* 0..n-1 of ``photo_ids``, so that
-    :func:`mean_ap` takes one weight per position.
+    y2. The matching is the case module's :func:`~mlsd.cases.street_view_blurring.matches`,
+    one class at a time; :func:`mean_ap` then takes one weight per photo, in the order of
+    ``photo_ids``.
 
     Raises ``ValueError`` if ``photo_ids`` is empty or repeats an id, a table misses a column,
     or a class has no annotated box on these photos (AP undefined).
@@ -131,18 +136,14 @@ def match_by_label(detections: pd.DataFrame, annotations: pd.DataFrame, photo_id
         missing = set(columns + ["x1", "y1", "x2", "y2"]) - set(frame.columns)
         if missing:
             raise ValueError(f"{name} misses the columns {sorted(missing)}")
-    position = pd.Series(np.arange(len(ids)), index=ids)
+    if ids.dtype.kind not in "iu" or ids.min() < 0:
+        raise ValueError("photo_ids must be integers >= 0")
     out = {}
     for label in LABELS:
-        truth = annotations[(annotations["label"] == label) & annotations["photo_id"].isin(ids)]
-        if truth.empty:
+        if not ((annotations["label"] == label) & annotations["photo_id"].isin(ids)).any():
             raise ValueError(f"no annotated {label} on these photos: its AP is undefined")
-        found = detections[(detections["label"] == label) & detections["photo_id"].isin(ids)]
-        boxes = ["x1", "y1", "x2", "y2"]
-        out[label] = match_detections(
-            list(zip(position[found["photo_id"]].to_numpy(), found["score"].to_numpy(), found[boxes].to_numpy(float))),
-            list(zip(position[truth["photo_id"]].to_numpy(), truth[boxes].to_numpy(float))), iou)
-    return PhotoMatches(len(ids), out)
+        out[label] = case.matches(detections, annotations, ids, label, iou)
+    return PhotoMatches(ids, out)
 
 
 def _matches(matches) -> PhotoMatches:
@@ -158,11 +159,13 @@ def class_aps(matches: PhotoMatches, weights=None) -> dict[str, float]:
 
     Raises ``ValueError`` if ``weights`` does not hold one finite weight >= 0 per photo, or a
     class's boxes weigh 0 in total."""
-    n = _matches(matches).n_photos
-    w = np.ones(n) if weights is None else check_finite_array("weights", weights)
-    if w.ndim != 1 or len(w) != n:
-        raise ValueError(f"weights needs one weight per photo ({n}), got shape {w.shape}")
-    aps = {label: average_precision_of_matches(m, w) for label, m in matches.by_label.items()}
+    ids = _matches(matches).photo_ids
+    w = np.ones(len(ids)) if weights is None else check_finite_array("weights", weights)
+    if w.ndim != 1 or len(w) != len(ids):
+        raise ValueError(f"weights needs one weight per photo ({len(ids)}), got shape {w.shape}")
+    by_id = np.zeros(int(ids.max()) + 1)   # the matches' images are photo ids
+    by_id[ids] = w
+    aps = {label: average_precision_of_matches(m, by_id) for label, m in matches.by_label.items()}
     return aps | {"mAP": float(np.mean(list(aps.values())))}
 
 
@@ -239,17 +242,52 @@ def annotation_cost(annotations: pd.DataFrame, photo_ids, *, seconds_per_photo: 
     return {"photos": len(ids), "boxes": boxes, "hours": hours, "usd": hours * rates["usd_per_hour"]}
 
 
+def recall_by_group(matched: DetectionMatches, thresholds, groups) -> pd.DataFrame:
+    """Recall and false blurs per photo of one class's detections, each photo with its own
+    threshold, for each group of photos (a period of days, a sensor).
+
+    ``matched`` is one class's matches whose images are photo ids
+    (:func:`mlsd.cases.street_view_blurring.matches`); ``thresholds`` and ``groups`` are Series
+    indexed by photo id (every matched photo in them): a detection scoring at or above its
+    photo's threshold is blurred. Returns one row per group (sorted) with ``recall`` (boxes
+    blurred / boxes) and ``false blurs per photo`` (blurred detections of no box / photos).
+
+    Raises ``ValueError`` if a photo of the matches is missing from ``thresholds`` or
+    ``groups``, or a group has no box (recall undefined).
+    """
+    if not isinstance(matched, DetectionMatches):
+        raise TypeError(f"matched must be match_detections' answer, got {type(matched).__name__}")
+    photos = np.union1d(np.asarray(matched.image, dtype=np.int64),
+                        np.asarray(matched.ground_truth_images, dtype=np.int64))
+    for name, series in (("thresholds", thresholds), ("groups", groups)):
+        if not isinstance(series, pd.Series) or not np.isin(photos, series.index).all():
+            raise ValueError(f"{name} must be a Series indexed by photo id holding every matched photo")
+    on = matched.score >= thresholds.reindex(matched.image).to_numpy(float)
+    group_of = groups.reindex(matched.image).to_numpy()
+    boxes = groups.reindex(matched.ground_truth_images).value_counts()
+    table = pd.DataFrame({
+        "recall": pd.Series(group_of[on & matched.is_tp]).value_counts().reindex(boxes.index, fill_value=0) / boxes,
+        "false blurs per photo": pd.Series(group_of[on & ~matched.is_tp]).value_counts().reindex(
+            boxes.index, fill_value=0) / groups.value_counts().reindex(boxes.index)})
+    missing = sorted(set(groups.unique()) - set(boxes.index))
+    if missing:
+        raise ValueError(f"groups {missing} have no box: their recall is undefined")
+    return table.sort_index()
+
+
 def plot_monitoring(axes, monitor: pd.DataFrame, band: tuple, rollout: tuple, alarm_day: int,
-                    retrain_day: int, recovery: pd.DataFrame):
+                    labels_day: int, panels: dict, target: float):
     """Left: the daily mean noise estimate with its band, the roll-out shaded, the first alarm
-    circled. Right: mAP per period (``recovery``: index = the period's middle day, one column
-    per detector) with the alarm and the retraining day marked."""
+    circled. Then one panel per entry of ``panels`` (title -> (y label, DataFrame indexed by a
+    period's middle day, one column per line)), with the alarm (dotted) and the day the labels
+    arrive (dashed) marked; a panel whose y label starts with "face recall" also gets the
+    ``target`` as a horizontal line."""
     from mlsd.book.plotting import OKABE_ITO, ROLE_COLORS
 
-    left, right = axes
+    left = axes[0]
     for ax in axes:
         ax.axvspan(rollout[0] - 0.5, rollout[1] + 0.5, color=OKABE_ITO["orange"], alpha=0.15,
-                   linewidth=0, label="v2 roll-out")
+                   linewidth=0, label="v2 roll-out" if ax is left else None)
         ax.axvline(alarm_day, color=ROLE_COLORS["alert"], linestyle=":", linewidth=1.2)
     left.plot(monitor.index, monitor["mean"], color=ROLE_COLORS["model"], marker=".",
               label="daily mean")
@@ -259,12 +297,15 @@ def plot_monitoring(axes, monitor: pd.DataFrame, band: tuple, rollout: tuple, al
               markersize=10, fillstyle="none", label=f"first alarm (day {alarm_day})")
     left.set(xlabel="day", ylabel="estimated noise (sd)", title="Label-free monitor")
     left.legend(loc="upper left", fontsize=8)
-    for name, color in zip(recovery.columns, (ROLE_COLORS["baseline"], ROLE_COLORS["model"])):
-        right.plot(recovery.index, recovery[name], marker="o", color=color, label=name)
-    right.axvline(retrain_day, color=ROLE_COLORS["model"], linestyle="--", linewidth=1.2,
-                  label=f"retrained (day {retrain_day})")
-    right.set(xlabel="day (three-day periods)", ylabel="mAP@0.5", title="Harm and recovery")
-    right.legend(loc="lower left", fontsize=8)
+    for ax, (title, (ylabel, frame)) in zip(axes[1:], panels.items()):
+        for name, color in zip(frame.columns, (ROLE_COLORS["baseline"], ROLE_COLORS["model"])):
+            ax.plot(frame.index, frame[name], marker="o", color=color, label=name)
+        ax.axvline(labels_day, color=ROLE_COLORS["model"], linestyle="--", linewidth=1.2,
+                   label=f"labels in (day {labels_day})")
+        if ylabel.startswith("face recall"):
+            ax.axhline(target, color=ROLE_COLORS["oracle"], linewidth=1, label=f"target {target:.2f}")
+        ax.set(xlabel="day (three-day periods)", ylabel=ylabel, title=title)
+        ax.legend(loc="lower left", fontsize=8)
     return axes
 
 
@@ -316,3 +357,16 @@ def recovery_numbers(per_sensor: pd.DataFrame, gain_ci: tuple, retrain_day: int,
             "mon_new_v2": float(new_v2), "mon_gain_low": float(gain_ci[0]),
             "mon_gain_high": float(gain_ci[1]), "mon_retrain_day": int(retrain_day),
             "mon_retrain_photos": int(n_retrain), "mon_fresh": int(n_fresh)}
+
+
+def threshold_numbers(on_sensor: dict, v2_threshold: float, threshold: float) -> dict:
+    """Face recall and false blurs per photo on each sensor (``on_sensor``: policy name ->
+    :func:`recall_by_group` by sensor; the first policy one threshold, the second one per
+    sensor) and the two face thresholds."""
+    (one, one_table), (per, per_table) = list(on_sensor.items())[:2]
+    out = {"mon_face_threshold": float(threshold), "mon_v2_face_threshold": float(v2_threshold)}
+    for short, table in (("one", one_table), ("per", per_table)):
+        for sensor in ("v1", "v2"):
+            out[f"mon_{short}_recall_{sensor}"] = float(table.loc[sensor, "recall"])
+            out[f"mon_{short}_false_{sensor}"] = float(table.loc[sensor, "false blurs per photo"])
+    return out
