@@ -193,25 +193,32 @@ def test_batch_cores_by_hand():
 V1 = detections([(1, "face", 0.9, 0.5, 0, 4, 4),      # stays (same pixel box in v2)
                  (1, "plate", 0.8, 10, 10, 20, 14),   # removed in v2
                  (2, "face", 0.3, 0, 0, 8, 8),        # below v1's threshold: not published
-                 (3, "face", 0.6, 5, 5, 9, 9)])       # stays, as a plate in v2
+                 (3, "face", 0.6, 5, 5, 9, 9),        # stays, as a plate in v2
+                 (5, "face", 0.9, 10, 10, 20, 20)])   # moved a pixel in v2
 V2 = detections([(1, "face", 0.6, 0, 0, 3.5, 4),      # rounds to the same box as v1's
                  (2, "face", 0.6, 0, 0, 8, 8),        # added
                  (2, "plate", 0.75, 30, 30, 40, 34),  # added
                  (3, "plate", 0.95, 5, 5, 9, 9),      # relabelled: the same blur
-                 (4, "face", 0.1, 0, 0, 8, 8)])       # below threshold
+                 (4, "face", 0.1, 0, 0, 8, 8),        # below threshold
+                 (5, "face", 0.9, 11, 10, 21, 20)])   # 90% of v1's box: it reveals nothing
 
 
 def test_blur_store_round_trip_and_reblur_job(tmp_path):
     path = tmp_path / "blurs.sqlite"
     with serving.BlurStore(path) as store:
-        assert store.write("v1", V1, {"face": 0.5, "plate": 0.5}) == 4
-        assert store.write("v2", V2, THRESHOLDS) == 5
+        assert store.write("v1", V1, {"face": 0.5, "plate": 0.5}) == 5
+        assert store.write("v2", V2, THRESHOLDS) == 6
         assert store.versions() == ["v1", "v2"]
         job = store.reblur("v1", "v2")
-        assert job.values.tolist() == [[1, 0, 1], [2, 2, 0]]
+        assert job.columns.tolist() == ["photo_id", "added", "removed", "revealed"]
+        assert job.values.tolist() == [[1, 0, 1, 1], [2, 2, 0, 0], [5, 1, 1, 0]]
         back = store.reblur("v2", "v1")
-        assert back.values.tolist() == [[1, 1, 0], [2, 0, 2]]
-        assert store.reblur("v2", "v2").empty
+        assert back.values.tolist() == [[1, 1, 0, 0], [2, 0, 2, 2], [5, 1, 1, 0]]
+        assert store.reblur("v1", "v2", min_covered=0.95)["revealed"].tolist() == [1, 0, 1]
+        changes = store.changes("v1", "v2")
+        assert changes[changes["photo_id"] == 1].values.tolist() == [["removed", 1, 10, 10, 20, 14]]
+        same = store.reblur("v2", "v2")
+        assert same.empty and same.columns.tolist() == job.columns.tolist()
     with serving.BlurStore(path) as again:   # the file keeps the history
         stored = again.blurs("v2")
         want = serving.blur_boxes(V2, THRESHOLDS).sort_values(["photo_id", "label"])
@@ -229,4 +236,6 @@ def test_blur_store_refuses_to_rewrite_history_and_unknown_versions(tmp_path):
             store.write("v2", V2, {"face": 0.5})
         with pytest.raises(ValueError, match="non-empty str"):
             store.write("", V2, THRESHOLDS)
+        with pytest.raises(ValueError, match="min_covered"):
+            store.reblur("v1", "v1", min_covered=0)
         assert store.versions() == ["v1"]   # a failed write leaves nothing behind

@@ -13,7 +13,7 @@ it). What the chapter uses but does not teach:
 - **batch capacity**: :func:`batch_cores`, the cores a throughput needs for a volume in a time;
 - the **blur store**: :class:`BlurStore`, a SQLite database of every model version's detections
   and thresholds, whose re-blur job (:meth:`BlurStore.reblur`) lists the photos whose published
-  blurs change when the model does.
+  blurs change when the model does, and which of them would un-blur an area.
 
 Boxes follow the annotations' convention: (x1, y1, x2, y2) covers columns x1..x2-1 and rows
 y1..y2-1.
@@ -277,15 +277,14 @@ CREATE VIEW IF NOT EXISTS blurs AS
     WHERE d.score >= t.threshold;
 """
 
-#: photos whose set of blurred boxes differs between two versions: boxes added, boxes removed
-_REBLUR = """
+#: the boxes blurred under one version and not the other: 'added' (new only), 'removed' (old only)
+_CHANGES = """
 WITH old AS (SELECT photo_id, x1, y1, x2, y2 FROM blurs WHERE version = :old),
-     new AS (SELECT photo_id, x1, y1, x2, y2 FROM blurs WHERE version = :new),
-     changes AS (SELECT photo_id, 1 AS added, 0 AS removed FROM (SELECT * FROM new EXCEPT SELECT * FROM old)
-                 UNION ALL
-                 SELECT photo_id, 0, 1 FROM (SELECT * FROM old EXCEPT SELECT * FROM new))
-SELECT photo_id, SUM(added) AS added, SUM(removed) AS removed
-FROM changes GROUP BY photo_id ORDER BY photo_id
+     new AS (SELECT photo_id, x1, y1, x2, y2 FROM blurs WHERE version = :new)
+SELECT 'added' AS change, * FROM (SELECT * FROM new EXCEPT SELECT * FROM old)
+UNION ALL
+SELECT 'removed', * FROM (SELECT * FROM old EXCEPT SELECT * FROM new)
+ORDER BY photo_id, change, x1, y1, x2, y2
 """
 
 
@@ -345,18 +344,39 @@ class BlurStore:
                                 "WHERE version = ? ORDER BY photo_id, label, score DESC, x1, y1", (version,)).fetchall()
         return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
 
-    def reblur(self, old: str, new: str) -> pd.DataFrame:
-        """The re-blur job from ``old`` to ``new``: the photos whose set of blurred boxes changes.
-
-        One row per such photo: photo_id, ``added`` (boxes blurred by ``new`` only) and
-        ``removed`` (boxes blurred by ``old`` only), by exact pixel box, whatever the label
-        or score. A photo with an addition must be re-blurred and re-published; a removal would
-        un-blur pixels that were hidden, which a pipeline should never do without a human look.
-        """
+    def changes(self, old: str, new: str) -> pd.DataFrame:
+        """The boxes blurred under one version only: change ('added': ``new`` only, or
+        'removed': ``old`` only), photo_id, x1, y1, x2, y2. Boxes are compared by exact pixel
+        box, whatever their label or score (a blur is a blur)."""
         self._known(old)
         self._known(new)
-        rows = self._db.execute(_REBLUR, {"old": old, "new": new}).fetchall()
-        return pd.DataFrame(rows, columns=["photo_id", "added", "removed"]).astype(np.int64)
+        rows = self._db.execute(_CHANGES, {"old": old, "new": new}).fetchall()
+        return pd.DataFrame(rows, columns=["change", "photo_id", *BOX])
+
+    def reblur(self, old: str, new: str, *, min_covered: float = 0.5) -> pd.DataFrame:
+        """The re-blur job from ``old`` to ``new``: the photos whose set of blurred boxes changes.
+
+        One row per such photo: photo_id, ``added`` (boxes blurred by ``new`` only),
+        ``removed`` (boxes blurred by ``old`` only) and ``revealed`` (removed boxes of which less
+        than ``min_covered`` of the area is still under a blur of ``new``: applying the new
+        version would show what was hidden). An addition only hides more and can be published
+        at once; a reveal is an un-blur, which a pipeline should never apply without a human
+        look. A removed box still covered by the new blurs (a box moved by a pixel) reveals
+        nothing.
+        """
+        min_covered = check_finite("min_covered", min_covered)
+        if not 0 < min_covered <= 1:
+            raise ValueError(f"min_covered must be in (0, 1], got {min_covered}")
+        changes = self.changes(old, new)
+        removed = changes[changes["change"] == "removed"]
+        now = self.blurs(new)
+        revealed = covered_share(removed, now[now["photo_id"].isin(removed["photo_id"])]) < min_covered
+        counts = pd.DataFrame({
+            "added": (changes["change"] == "added").groupby(changes["photo_id"]).sum(),
+            "removed": (changes["change"] == "removed").groupby(changes["photo_id"]).sum(),
+            "revealed": pd.Series(revealed, index=removed["photo_id"].to_numpy()).groupby(level=0).sum(),
+        })
+        return counts.fillna(0).astype(np.int64).rename_axis("photo_id").reset_index()
 
     def _known(self, version) -> None:
         if version not in self.versions():
