@@ -84,15 +84,20 @@ def test_window_grid_fits_the_maps():
 
 
 def test_window_boxes_by_hand_at_each_level():
-    # the window at cell-map position (y=3, x=5) starts at pixel (6, 10) of the level
-    for level, f in enumerate(case.LEVELS):
+    # the window at cell-map position (y=3, x=5) starts at pixel (6, 10) of the level, whose
+    # exact scale is its size over the photo's (85 / 64, not 4 / 3: sizes are whole pixels)
+    for level, size in enumerate((85, 64, 51, 43)):
+        f = size / 64
+        assert case.level_scale(level) == f
         face = case.window_boxes([3], [5], "face", level)
         assert face.shape == (1, 1, 4)
         np.testing.assert_allclose(face[0, 0], [10 / f, 6 / f, 10 / f + 12 / f, 6 / f + 16 / f])
         plate = case.window_boxes([3], [5], "plate", level)
         np.testing.assert_allclose(plate[0, 0], [10 / f, 6 / f, 10 / f + 24 / f, 6 / f + 8 / f])
-    np.testing.assert_allclose(case.window_boxes([3], [5], "face", 0)[0, 0], [7.5, 4.5, 16.5, 16.5])
-    np.testing.assert_allclose(case.window_boxes([0], [1], "plate", 3)[0, 0], [3, 0, 39, 12])
+        assert case.pyramid(np.zeros((1, 64, 64)))[level].shape == (1, size, size)
+    np.testing.assert_allclose(case.window_boxes([0], [1], "plate", 1)[0, 0], [2, 0, 26, 8])
+    with pytest.raises(ValueError, match="level"):
+        case.level_scale(4)
     boxes = case.window_boxes([0, 1, 2], [4, 7], "face", 1)
     assert boxes.shape == (3, 2, 4)
     np.testing.assert_allclose(boxes[2, 1], [14, 4, 26, 20])   # row = ys, column = xs
