@@ -260,8 +260,13 @@ def test_numbers_for_the_prose():
     per_sensor = pd.DataFrame({"old": [0.8, 0.5], "new": [0.81, 0.7]}, index=["v1", "v2"])
     got = mon.recovery_numbers(per_sensor, (0.1, 0.3), 39, 1900, 1200)
     assert (got["mon_old_v2"], got["mon_new_v2"], got["mon_new_v1"]) == (0.5, 0.7, 0.81)
+    assert got["mon_gain_phrase"].data == "a gain"
+    assert "holds zero" in mon.recovery_numbers(per_sensor, (-0.1, 0.3), 39, 1900, 1200)["mon_gain_phrase"].data
     on_sensor = {"one": pd.DataFrame({"recall": [0.95, 0.6], "false blurs per photo": [0.2, 0.1]}, index=["v1", "v2"]),
                  "per": pd.DataFrame({"recall": [0.95, 0.9], "false blurs per photo": [0.2, 0.8]}, index=["v1", "v2"])}
-    got = mon.threshold_numbers(on_sensor, -1.0, 0.5)
+    on_sensor["every"] = pd.DataFrame({"recall": [0.99, 0.92], "false blurs per photo": [9, 9]}, index=["v1", "v2"])
+    got = mon.threshold_numbers(on_sensor, -1.0, 0.5, 0.95)
+    assert got["mon_every_recall_v2"] == 0.92 and got["mon_per_phrase"].data == "still falls short of the target"
+    assert mon.threshold_numbers(on_sensor, -1.0, 0.5, 0.9)["mon_per_phrase"].data == "reaches the target"
     assert (got["mon_one_recall_v2"], got["mon_per_recall_v2"], got["mon_per_false_v2"]) == (0.6, 0.9, 0.8)
     assert got["mon_v2_face_threshold"] == -1.0 and got["mon_face_threshold"] == 0.5

@@ -298,7 +298,8 @@ def plot_monitoring(axes, monitor: pd.DataFrame, band: tuple, rollout: tuple, al
     left.set(xlabel="day", ylabel="estimated noise (sd)", title="Label-free monitor")
     left.legend(loc="upper left", fontsize=8)
     for ax, (title, (ylabel, frame)) in zip(axes[1:], panels.items()):
-        for name, color in zip(frame.columns, (ROLE_COLORS["baseline"], ROLE_COLORS["model"])):
+        for name, color in zip(frame.columns, (ROLE_COLORS["baseline"], ROLE_COLORS["model"],
+                                               OKABE_ITO["purple"])):
             ax.plot(frame.index, frame[name], marker="o", color=color, label=name)
         ax.axvline(labels_day, color=ROLE_COLORS["model"], linestyle="--", linewidth=1.2,
                    label=f"labels in (day {labels_day})")
@@ -351,20 +352,33 @@ def recovery_numbers(per_sensor: pd.DataFrame, gain_ci: tuple, retrain_day: int,
                      n_fresh: int) -> dict:
     """The retraining's numbers: mAP of both detectors (``per_sensor``: one row per sensor, the
     deployed detector's column first, the retrained one's second) on the unlabelled photos,
-    the v2 gain's interval, the retraining day and the number of training and scored photos."""
+    the v2 gain's interval and a phrase for it (``mon_gain_phrase``), the retraining day and the
+    number of training and scored photos."""
+    from IPython.display import Markdown
+
     (old_v1, new_v1), (old_v2, new_v2) = per_sensor.loc["v1"], per_sensor.loc["v2"]
-    return {"mon_old_v1": float(old_v1), "mon_new_v1": float(new_v1), "mon_old_v2": float(old_v2),
+    low, high = gain_ci
+    phrase = ("no detectable gain: the interval holds zero" if low <= 0 <= high else
+              "a gain" if low > 0 else "a loss")
+    return {"mon_gain_phrase": Markdown(phrase), "mon_old_v1": float(old_v1), "mon_new_v1": float(new_v1), "mon_old_v2": float(old_v2),
             "mon_new_v2": float(new_v2), "mon_gain_low": float(gain_ci[0]),
             "mon_gain_high": float(gain_ci[1]), "mon_retrain_day": int(retrain_day),
             "mon_retrain_photos": int(n_retrain), "mon_fresh": int(n_fresh)}
 
 
-def threshold_numbers(on_sensor: dict, v2_threshold: float, threshold: float) -> dict:
+def threshold_numbers(on_sensor: dict, v2_threshold: float, threshold: float, target: float) -> dict:
     """Face recall and false blurs per photo on each sensor (``on_sensor``: policy name ->
-    :func:`recall_by_group` by sensor; the first policy one threshold, the second one per
-    sensor) and the two face thresholds."""
-    (one, one_table), (per, per_table) = list(on_sensor.items())[:2]
-    out = {"mon_face_threshold": float(threshold), "mon_v2_face_threshold": float(v2_threshold)}
+    :func:`recall_by_group` by sensor; the policies are one threshold, one per sensor, and
+    every kept box blurred), the two face thresholds, and whether the per-sensor threshold
+    reaches the recall ``target`` on v2 (``mon_per_phrase``)."""
+    from IPython.display import Markdown
+
+    one_table, per_table, every_table = list(on_sensor.values())[:3]
+    out = {"mon_face_threshold": float(threshold), "mon_v2_face_threshold": float(v2_threshold),
+           "mon_every_recall_v2": float(every_table.loc["v2", "recall"]),
+           "mon_per_phrase": Markdown(
+               "reaches the target" if per_table.loc["v2", "recall"] >= target
+               else "still falls short of the target")}
     for short, table in (("one", one_table), ("per", per_table)):
         for sensor in ("v1", "v2"):
             out[f"mon_{short}_recall_{sensor}"] = float(table.loc[sensor, "recall"])
