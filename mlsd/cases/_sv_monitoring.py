@@ -1,6 +1,7 @@
 """Chapter 6's monitoring plumbing (a section of :mod:`mlsd.cases.street_view_blurring`, kept
-apart until it is merged): a label-free noise monitor, AP with photo weights, annotation cost,
-and the monitoring figure.
+apart until it is merged): a label-free noise monitor, AP with photo weights and its bootstrap,
+recall under a threshold per photo, annotation cost, the monitoring figure and the numbers the
+prose quotes.
 
 The fleet switches to a new camera sensor, noisier and with lower contrast
 (:func:`mlsd.datasets.street_view_blurring.new_sensor`). Before any label arrives, the photos
@@ -8,7 +9,8 @@ themselves say that something changed: :func:`noise_level` estimates each photo'
 :func:`daily_monitor` raises an alarm when a day's mean leaves a band set on reference days.
 With labels, :func:`match_by_label` matches a detector's detections once, and :func:`mean_ap`
 and :func:`ap_by_group` score any weighting of the photos (a group, a period, a bootstrap
-resample) without matching again.
+resample) without matching again; :func:`map_difference_interval` bootstraps a difference of
+two such mAPs, and :func:`recall_by_group` scores a threshold per photo (one per sensor).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import pandas as pd
 from scipy import ndimage
 
 from mlsd._checks import check_array_1d, check_finite, check_finite_array
-from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.cases import street_view_blurring as case
+from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.metrics import DetectionMatches, average_precision_of_matches
 
 #: a second difference in both directions: it cancels a constant and a linear ramp (and the
