@@ -32,7 +32,7 @@ from mlsd.evaluation.metrics import DetectionMatches, average_precision_of_match
 NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 #: median |z| of a standard normal z: the median absolute deviation of noise with sd s is 0.6745 s
 _MAD_PER_SD = 0.6745
-LABELS = ("face", "plate")
+LABELS = tuple(case.WINDOWS)   # the classes: face, plate
 
 
 def noise_level(images) -> np.ndarray:
