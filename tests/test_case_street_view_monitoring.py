@@ -1,4 +1,4 @@
-"""mlsd.cases._sv_monitoring: chapter 6's monitoring plumbing, checked by hand and against definitions."""
+"""Chapter 6's monitoring plumbing (mlsd.cases.street_view_blurring), checked by hand and against definitions."""
 
 import functools
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlsd.cases import _sv_monitoring as mon
+from mlsd.cases import street_view_blurring as mon
 from mlsd.cases import street_view_blurring as case
 from mlsd.datasets import street_view_blurring as sv
 from mlsd.evaluation.metrics import detection_average_precision

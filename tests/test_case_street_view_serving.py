@@ -1,10 +1,10 @@
-"""Chapter 6's serving plumbing (mlsd.cases._sv_serving): blurs, outcomes, reports, the blur store."""
+"""Chapter 6's serving plumbing (mlsd.cases.street_view_blurring): blurs, outcomes, reports, the blur store."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlsd.cases import _sv_serving as serving
+from mlsd.cases import street_view_blurring as serving
 
 
 def detections(rows):
@@ -239,3 +239,24 @@ def test_blur_store_refuses_to_rewrite_history_and_unknown_versions(tmp_path):
         with pytest.raises(ValueError, match="min_covered"):
             store.reblur("v1", "v1", min_covered=0)
         assert store.versions() == ["v1"]   # a failed write leaves nothing behind
+
+
+def test_arm_difference_by_scene_resamples_scenes_not_copies():
+    from mlsd.cases import street_view_blurring as case
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 40, 4000)
+    codes = rng.integers(0, 2, 4000)
+    arm = pd.Categorical.from_codes(codes, categories=["control", "treatment"])
+    # each scene has one value per arm, shared by all its copies: 80 independent values, not 4,000
+    value = rng.normal(size=(40, 2))[scene, codes] + 0.5 * codes
+    published = pd.DataFrame({"arm": arm, "photo_id": scene, "x": value})
+    out = case.arm_difference_by_scene(published, "x", seed=0)
+    assert out["treatment"] == pytest.approx(value[codes == 1].mean())
+    assert out["difference"] == pytest.approx(value[codes == 1].mean() - value[codes == 0].mean())
+    assert out["ci_low"] < out["difference"] < out["ci_high"]
+    # copies treated as independent would give an interval about sqrt(100) = 10 times narrower
+    naive = 2 * 1.96 * np.sqrt(value[codes == 1].var() / 2000 + value[codes == 0].var() / 2000)
+    assert out["ci_high"] - out["ci_low"] > 4 * naive
+    assert out == case.arm_difference_by_scene(published, "x", seed=0)
+    with pytest.raises(ValueError, match="column"):
+        case.arm_difference_by_scene(published, "y", seed=0)

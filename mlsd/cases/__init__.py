@@ -8,6 +8,11 @@ into arrays, its evaluation harness, its serving glue and its figures live here,
 - :mod:`~mlsd.cases.visual_search` -- Chapter 5: hand-made features, graded metrics, exact
   search and recall against it, the timing harness, duplicate groups, the replayed A/B test,
   index freshness and the drift monitor.
+- :mod:`~mlsd.cases.street_view_blurring` -- Chapter 6: the image pyramid, cell maps and window
+  scores, training windows, detections and their suppression, the matching-pursuit oracle,
+  matched detections and operating points, blurring, the missed-blur reports and their
+  scene bootstrap, the SQLite blur store and its re-blur job, the noise monitor and the
+  monitoring figure.
 - :mod:`~mlsd.cases.video_recommendation` -- Chapter 9: the log as arrays at a cut-off, the
   ranker's feature rows and labels, the judge of lists, the feed server, the drift monitor,
   the retraining cadences and the feedback-loop simulation.
