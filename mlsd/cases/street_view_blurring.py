@@ -41,9 +41,11 @@ from matplotlib.patches import Rectangle
 from scipy import ndimage, signal
 
 from mlsd._checks import check_array_1d, check_finite, check_finite_array, check_int
+from mlsd.book.seeding import make_rng
 from mlsd.datasets import street_view_blurring as world_module
 from mlsd.evaluation.experiments import paired_bootstrap
-from mlsd.evaluation.metrics import DetectionMatches, average_precision_of_matches, iou_matrix
+from mlsd.evaluation.metrics import (DetectionMatches, average_precision_of_matches, iou_matrix,
+                                     match_detections)
 
 #: pyramid scales: a face 12, 16, 20 or 24 pixels tall becomes 16 (a plate 18-36 wide becomes 24)
 LEVELS = (4 / 3, 1.0, 0.8, 2 / 3)
@@ -359,8 +361,6 @@ def matches(detections: pd.DataFrame, annotations: pd.DataFrame, photo_ids, labe
             iou_threshold: float = 0.5):
     """The detections of ``label`` on ``photo_ids`` matched to the annotations (see
     :func:`mlsd.evaluation.metrics.match_detections`)."""
-    from mlsd.evaluation.metrics import match_detections
-
     photo_ids = np.asarray(photo_ids)
     truth = ground_truth(annotations, photo_ids, label)
     gt = [(p, box) for p, boxes in zip(photo_ids.tolist(), truth) for box in boxes]
@@ -373,8 +373,6 @@ def matches(detections: pd.DataFrame, annotations: pd.DataFrame, photo_ids, labe
 def mean_average_precision(detections: pd.DataFrame, annotations: pd.DataFrame, photo_ids,
                            iou_threshold: float = 0.5) -> dict:
     """AP of each class and their mean (mAP) on ``photo_ids``: ``{"face": ..., "plate": ..., "mAP": ...}``."""
-    from mlsd.evaluation.metrics import average_precision_of_matches
-
     ap = {label: average_precision_of_matches(matches(detections, annotations, photo_ids, label, iou_threshold))
           for label in WINDOWS}
     return ap | {"mAP": float(np.mean(list(ap.values())))}
@@ -674,8 +672,6 @@ def arm_difference_by_scene(published: pd.DataFrame, column: str, *, seed: int, 
 
     Returns ``{"control", "treatment", "difference", "ci_low", "ci_high"}``.
     """
-    from mlsd.book.seeding import make_rng
-
     if not isinstance(published, pd.DataFrame) or column not in published or "arm" not in published:
         raise ValueError(f"published must be simulate_reports' table with an arm and a {column!r} column")
     arms = list(published["arm"].cat.categories) if hasattr(published["arm"], "cat") else sorted(published["arm"].unique())
