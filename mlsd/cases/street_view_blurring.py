@@ -420,14 +420,14 @@ def covered(annotations: pd.DataFrame, detections: pd.DataFrame, thresholds: dic
     out = np.zeros(len(annotations), dtype=bool)
     for label, threshold in thresholds.items():
         _label(label)
-        mine = detections[(detections["label"] == label) & (detections["score"] >= threshold)]
+        kept = _boxes_by_photo(detections[(detections["label"] == label)
+                                          & (detections["score"] >= threshold)], float)
+        true_boxes = annotations[BOX].to_numpy(float)
+        photos = annotations["photo_id"].to_numpy()
         for k in np.flatnonzero((annotations["label"] == label).to_numpy()):
-            row = annotations.iloc[k]
-            near = mine[mine["photo_id"] == row["photo_id"]]
-            if len(near):
-                best = iou_matrix(row[["x1", "y1", "x2", "y2"]].to_numpy(float)[None],
-                                  near[["x1", "y1", "x2", "y2"]].to_numpy(float)).max()
-                out[k] = best >= iou_threshold
+            near = kept.get(photos[k])
+            if near is not None:
+                out[k] = iou_matrix(true_boxes[k:k + 1], near).max() >= iou_threshold
     return out
 
 
