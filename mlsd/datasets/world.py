@@ -170,9 +170,17 @@ def read_tables(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no dataset folder at {folder}; run `make data` to generate it")
-    observed = {p.name.removesuffix(".csv.gz"): pd.read_csv(p) for p in sorted(folder.glob("*.csv.gz"))}
-    hidden = {p.name.removesuffix(".csv.gz"): pd.read_csv(p) for p in sorted((folder / HIDDEN).glob("*.csv.gz"))}
+    observed = {p.name.removesuffix(".csv.gz"): _read_csv_gz(p) for p in sorted(folder.glob("*.csv.gz"))}
+    hidden = {p.name.removesuffix(".csv.gz"): _read_csv_gz(p) for p in sorted((folder / HIDDEN).glob("*.csv.gz"))}
     return observed, hidden
+
+
+def _read_csv_gz(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    # an empty string is written as an empty field, which pandas reads as missing
+    text = [col for col in frame.columns if pd.api.types.is_string_dtype(frame[col])]
+    frame[text] = frame[text].fillna("")
+    return frame
 
 
 def checksums(root: str | Path) -> dict[str, str]:
