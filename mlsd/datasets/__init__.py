@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlsd._checks import check_int
-from mlsd.datasets import ad_click_prediction, notifications, street_view_blurring, video_recommendation, visual_search
+from mlsd.datasets import (
+    ad_click_prediction,
+    notifications,
+    street_view_blurring,
+    video_recommendation,
+    video_search,
+    visual_search,
+)
 from mlsd.datasets.world import DATASHEET, World, checksums, read_checksums, read_tables, write_checksums, write_world
 
 __all__ = ["GENERATORS", "World", "data_dir", "generate", "load", "write_all", "checksums", "read_checksums"]
@@ -27,6 +34,7 @@ GENERATORS: dict[str, tuple[Callable[[int], World], int]] = {
     "notifications": (notifications.generate, notifications.DEFAULT_SEED),
     "street_view_blurring": (street_view_blurring.generate, street_view_blurring.DEFAULT_SEED),
     "video_recommendation": (video_recommendation.generate, video_recommendation.DEFAULT_SEED),
+    "video_search": (video_search.generate, video_search.DEFAULT_SEED),
     "visual_search": (visual_search.generate, visual_search.DEFAULT_SEED),
 }
 
