@@ -116,8 +116,8 @@ WHY = {
     "clickbait_share": "clickbait titles borrow popular words and attract clicks, so a view prior and "
                        "click labels both reward them, while their quality is low",
     "low_quality_below": "relevance is lowered for low-quality videos, which word matching cannot see",
-    "rater_error": "raters disagree about one grade in seven: labels for the re-ranker are noisy, the "
-                   "evaluation uses the true grades",
+    "rater_error": "a rater is one grade off for about one pair in seven: labels for the re-ranker are "
+                   "noisy, the evaluation uses the true grades",
 }
 
 COLUMNS = {
@@ -361,7 +361,12 @@ def _intent_index(topics, concepts) -> np.ndarray:
 def true_grades(world, query_ids) -> np.ndarray:
     """Hidden: the grade of every video for each rated query, (len(query_ids), n_videos) int8."""
     t = all_tables(world)
-    intents = t["query_intents"].set_index("query_id").loc[np.asarray(query_ids)]
+    table = t["query_intents"].set_index("query_id")
+    ids = np.asarray(query_ids)
+    unknown = np.setdiff1d(ids, table.index.to_numpy())
+    if len(unknown):
+        raise ValueError(f"unknown query ids: {unknown[:5].tolist()}")
+    intents = table.loc[ids]
     return grade_matrix(t["video_truth"])[_intent_index(intents["topic"], intents["concept"])]
 
 
@@ -378,7 +383,8 @@ def expected_grades(world, queries) -> np.ndarray:
 
 def rate(world, query_ids, video_ids) -> np.ndarray:
     """Human raters' grades (0-3) for pairs (query_ids[i], video_ids[i]): the truth, one grade
-    off with probability ``rater_error``. The same pair always gets the same grade."""
+    off with probability ``rater_error`` (up or down; from 0 only up, from 3 only down). The same
+    pair always gets the same grade."""
     t = all_tables(world)
     q = np.asarray(query_ids, dtype=np.int64)
     v = np.asarray(video_ids, dtype=np.int64)
@@ -396,8 +402,9 @@ def rate(world, query_ids, video_ids) -> np.ndarray:
     salt = int(t["salt"]["salt"].iloc[0])
     # a draw per pair, a pure function of the pair: the same question gets the same answer
     u = _uniform_of_pair(q, v, salt)
-    off = np.where(u < KNOBS["rater_error"] / 2, -1, 1) * (u < KNOBS["rater_error"])
-    return np.clip(truth + off, 0, 3).astype(np.int8)
+    wrong = u < KNOBS["rater_error"]
+    down = np.where(truth == 0, False, np.where(truth == 3, True, u < KNOBS["rater_error"] / 2))
+    return (truth + wrong * np.where(down, -1, 1)).astype(np.int8)
 
 
 def _uniform_of_pair(q: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:
@@ -455,6 +462,8 @@ def clicks(world, search_intents: pd.DataFrame, shown, *, key: str = "clicks") -
     ``search_intents`` has one row per search (columns ``topic``, ``concept``, as in the hidden
     ``search_intents`` table); ``shown`` is (n_searches, k) video ids, best first, -1 for an empty
     slot. The old engine's log was drawn with the same model. Returns a boolean (n_searches, k).
+    The draws depend on ``key`` and the number of searches only, so two systems shown to the same
+    searchers get the same luck; give each new batch of searches (a day, an arm) its own ``key``.
     """
     t = all_tables(world)
     shown = np.asarray(shown, dtype=np.int64)
@@ -483,6 +492,8 @@ def new_uploads(world, n_videos: int, first_day: int, n_days: int) -> dict[str, 
     first_day = check_int("first_day", first_day, minimum=0)
     n_days = check_int("n_days", n_days, minimum=1)
     t = dict(all_tables(world))
+    if first_day <= int(t["videos"]["upload_day"].max()):
+        raise ValueError(f"first_day must come after the last upload ({int(t['videos']['upload_day'].max())})")
     first = len(t["videos"])
     rng = make_rng(int(t["salt"]["salt"].iloc[0]) % 2**32, "uploads", str(first_day), str(first))
     videos, truth = _videos(rng, n_videos, first, (first_day, first_day + n_days))
@@ -510,13 +521,17 @@ def new_slang(world, n_searches: int, first_day: int, n_days: int, *, slang_shar
     n_days = check_int("n_days", n_days, minimum=1)
     if topic not in TOPICS or word not in {s for _, s in TOPICS[topic]}:
         raise ValueError(f"word must be one of the searchers' words of topic {topic!r}")
-    vocabulary = {w for pairs in TOPICS.values() for pair in pairs for w in pair}
+    vocabulary = ({w for pairs in TOPICS.values() for pair in pairs for w in pair}
+                  | {w for pair in CONCEPTS.values() for w in pair}
+                  | set(FILLER_TITLE) | set(FILLER_TEXT) | set(FILLER_QUERY) | set(BAIT))
     if slang in vocabulary or not slang.isalpha():
         raise ValueError(f"slang must be a new word, got {slang!r}")
     share = np.broadcast_to(np.asarray(slang_share, dtype=float), (n_days,))
     if not np.all((share >= 0) & (share <= 1)):
         raise ValueError(f"slang_share must be in [0, 1], got {slang_share!r}")
     t = all_tables(world)
+    if first_day <= int(t["searches"]["day"].max()):
+        raise ValueError(f"first_day must come after the log's last day ({int(t['searches']['day'].max())})")
     rng = make_rng(int(t["salt"]["salt"].iloc[0]) % 2**32, "slang", str(first_day))
     day = first_day + np.sort(rng.integers(0, n_days, n_searches))
     intents = rng.choice(len(INTENTS), n_searches, p=intent_prior())
@@ -590,7 +605,8 @@ def _summary(world: World) -> str:
     mismatched = sum(up != search for pairs in TOPICS.values() for up, search in pairs)
     n_terms = sum(len(pairs) for pairs in TOPICS.values())
     why = "\n".join(f"- `{name}` = {KNOBS[name]}: {reason}." for name, reason in WHY.items())
-    splits = t["queries"]["split"].value_counts()
+    splits = t["queries"]["split"].value_counts().reindex(list(k["n_rated_queries"]))
+    concepts_mismatched = sum(up != search for up, search in CONCEPTS.values())
     return f"""
 A video platform's corpus and the log of its old search engine. {len(t['videos']):,} videos, each
 with a title, tags and a description (space-separated words; a field may be empty), a view count
@@ -600,11 +616,12 @@ animated...), **quality** and shooting **style**; {k['clickbait_share']:.0%} hav
 (bait words and popular words of other topics) and {k['tag_spam_share']:.0%} spammed tags.
 
 - **Vocabulary mismatch.** Each topic has four terms and each concept one; for {mismatched} of the
-  {n_terms} topic terms (and some concepts) uploaders write one word and searchers type another
-  ("cuisine" / "cooking"). Titles use the uploaders' words; tags and descriptions sometimes the
-  searchers'. A few words belong to two topics ("python", "bass", "tutorial", "review").
+  {n_terms} topic terms (and {concepts_mismatched} of the {len(CONCEPTS)} concepts) uploaders write one
+  word and searchers type another ("cuisine" / "cooking"). Titles use the uploaders' words; tags
+  and descriptions sometimes the searchers'. A few words belong to two or three topics ("python",
+  "bass", "review", "tutorial").
 - **What a video shows is seldom written**: the concept is in the title of
-  {k['concept_in_title']:.0%} of videos, while the embedding separates concepts well.
+  {k['concept_in_title']:.0%} of videos; the embedding shows it, less clearly than the topic.
 - **Queries** come from a hidden intent (a topic, and a concept or `any`) as 1-4 words. The
   `searches` log holds {len(t['searches']):,} searches over {k['days']} days; `shown` holds the
   {k['shown']} videos the old engine (title word overlap, ties by views) showed for each, and
