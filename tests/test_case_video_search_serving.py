@@ -1,0 +1,225 @@
+"""Chapter 7's serving plumbing: a results cache, pages' hidden truth, appending to the index,
+stage timings and the search app."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from mlsd.cases import _vs_serving as serve
+from mlsd.cases.video_search import bag_of_words
+from mlsd.datasets import video_search as vs
+
+FIELDS = ("title", "tags", "description")
+
+
+# --------------------------------------------------------------------------- cached
+
+
+def test_cached_searches_each_distinct_query_once_and_repeats_its_row():
+    seen = []
+
+    def engine(texts):
+        seen.append(list(texts))
+        return np.array([[len(t), i] for i, t in enumerate(texts)])
+
+    out = serve.cached(engine, pd.Series(["ab", "c", "ab", "c", "xyz"]))
+    assert seen == [["ab", "c", "xyz"]]
+    assert out.tolist() == [[2, 0], [1, 1], [2, 0], [1, 1], [3, 2]]
+
+
+def test_cached_refuses_a_string_an_empty_list_and_a_wrong_engine():
+    with pytest.raises(TypeError, match="not one string"):
+        serve.cached(lambda t: np.zeros((len(t), 1)), "soccer")
+    with pytest.raises(ValueError, match="empty"):
+        serve.cached(lambda t: np.zeros((len(t), 1)), [])
+    with pytest.raises(ValueError, match="rows for 2 queries"):
+        serve.cached(lambda t: np.zeros((1, 1)), ["a", "b"])
+
+
+# --------------------------------------------------------------------------- page_truth
+
+
+def _tables():
+    truth = pd.DataFrame({"video_id": [0, 1, 2], "topic": ["cooking", "cooking", "cars"],
+                          "concept": ["night", "kids", "night"], "quality": [0.9, 0.9, 0.1],
+                          "style": [0, 0, 0], "clickbait": [False, True, False],
+                          "tag_spam": [False, False, False]})
+    return {"video_truth": truth}
+
+
+def test_page_truth_reads_grades_by_intent_and_empties_get_nothing():
+    intents = pd.DataFrame({"topic": ["cooking", "cars"], "concept": ["night", "any"]})
+    grades, bait = serve.page_truth(_tables(), intents, np.array([[0, 1, -1], [2, 0, 1]]))
+    expected = vs.grade_matrix(_tables()["video_truth"])
+    row = {intent: i for i, intent in enumerate(vs.INTENTS)}
+    assert grades[0].tolist() == [expected[row["cooking", "night"], 0],
+                                  expected[row["cooking", "night"], 1], 0]
+    assert grades[0, 0] == 3 and grades[0, 1] == 1           # topic and concept; topic only
+    assert grades[1, 0] == expected[row["cars", "any"], 2]
+    assert bait.tolist() == [[False, True, False], [False, False, True]]
+
+
+def test_page_truth_validates_its_inputs():
+    intents = pd.DataFrame({"topic": ["cooking"], "concept": ["night"]})
+    with pytest.raises(ValueError, match="one row per intent"):
+        serve.page_truth(_tables(), intents, np.zeros((2, 3), dtype=int))
+    with pytest.raises(ValueError, match="video ids 0..2"):
+        serve.page_truth(_tables(), intents, np.array([[3]]))
+    with pytest.raises(ValueError, match="integer"):
+        serve.page_truth(_tables(), intents, np.array([[0.5]]))
+    with pytest.raises(ValueError, match="unknown intent"):
+        serve.page_truth(_tables(), pd.DataFrame({"topic": ["opera"], "concept": ["any"]}),
+                         np.array([[0]]))
+    with pytest.raises(ValueError, match="lacks the columns"):
+        serve.page_truth(_tables(), pd.DataFrame({"topic": ["cooking"]}), np.array([[0]]))
+
+
+# --------------------------------------------------------------------------- append_to_index
+
+
+def _build(videos):
+    """The chapter's build_index, written out here."""
+    _, vocabulary = bag_of_words(videos[list(FIELDS)].agg(" ".join, axis=1))
+    counts = {f: bag_of_words(videos[f], vocabulary)[0].tocsc() for f in FIELDS}
+    df = np.asarray((sum(counts.values()) > 0).sum(axis=0)).ravel()
+    n = len(videos)
+    return {"counts": counts, "vocabulary": vocabulary,
+            "idf": np.log(1 + (n - df + 0.5) / (df + 0.5)),
+            "length": {f: np.asarray(counts[f].sum(axis=1)).ravel() for f in FIELDS}}
+
+
+def _by_word(index):
+    """Each word's (idf, per-field column of counts): comparable whatever the column order."""
+    return {w: (index["idf"][j], tuple(tuple(index["counts"][f][:, j].toarray().ravel())
+                                       for f in FIELDS))
+            for w, j in index["vocabulary"].items()}
+
+
+OLD = pd.DataFrame({"title": ["soccer goals", "guitar", ""], "tags": ["", "bass", "soccer"],
+                    "description": ["the match", "", "goals goals"]})
+NEW = pd.DataFrame({"title": ["footy goals", "guitar"], "tags": ["bass", ""],
+                    "description": ["", "cartoon"]})
+
+
+def test_append_matches_a_rebuild_word_by_word_and_keeps_the_input():
+    old = _build(OLD)
+    before = {f: old["counts"][f].copy() for f in FIELDS}
+    grown = serve.append_to_index(old, NEW, FIELDS)
+    rebuilt = _build(pd.concat([OLD, NEW], ignore_index=True))
+    got, want = _by_word(grown), _by_word(rebuilt)
+    assert set(got) == set(want)
+    for word in want:
+        assert got[word][0] == pytest.approx(want[word][0])
+        assert got[word][1] == want[word][1]
+    for f in FIELDS:
+        assert np.array_equal(grown["length"][f], rebuilt["length"][f])
+        assert (old["counts"][f] != before[f]).nnz == 0        # the input is untouched
+        assert grown["counts"][f].format == "csc"
+    assert list(grown["vocabulary"])[:len(old["vocabulary"])] == list(old["vocabulary"])
+
+
+def test_a_second_batch_uses_the_kept_df():
+    once = serve.append_to_index(serve.append_to_index(_build(OLD), NEW.iloc[:1], FIELDS),
+                                 NEW.iloc[1:], FIELDS)
+    both = serve.append_to_index(_build(OLD), NEW, FIELDS)
+    assert _by_word(once).keys() == _by_word(both).keys()
+    assert np.allclose(once["idf"], both["idf"])
+
+
+def test_append_validates_its_inputs():
+    old = _build(OLD)
+    with pytest.raises(ValueError, match="mapping with keys"):
+        serve.append_to_index({"counts": {}}, NEW, FIELDS)
+    with pytest.raises(ValueError, match="the index's fields"):
+        serve.append_to_index(old, NEW, ("title",))
+    with pytest.raises(ValueError, match="lacks the text columns"):
+        serve.append_to_index(old, NEW.drop(columns="tags"), FIELDS)
+    with pytest.raises(ValueError, match="empty"):
+        serve.append_to_index(old, NEW.iloc[:0], FIELDS)
+
+
+# --------------------------------------------------------------------------- StageClock
+
+
+def test_stage_clock_sums_stages_into_the_whole_request():
+    clock = serve.StageClock()
+    for _ in range(3):
+        with clock.stage("a"):
+            pass
+        with clock.stage("b"):
+            sum(range(1000))
+    table = clock.table()
+    assert list(table.index) == ["a", "b", "whole request"]
+    assert (table["requests"] == 3).all()
+    assert table.loc["whole request", "mean ms"] == pytest.approx(table["mean ms"].iloc[:2].sum())
+    assert (table[["mean ms", "p50 ms", "p99 ms", "max ms"]] >= 0).all().all()
+
+
+def test_stage_clock_refuses_unequal_stages_nothing_timed_and_nameless_stages():
+    clock = serve.StageClock()
+    with pytest.raises(ValueError, match="no stage"):
+        clock.table()
+    with clock.stage("a"):
+        pass
+    with clock.stage("a"):
+        pass
+    with clock.stage("b"):
+        pass
+    with pytest.raises(ValueError, match="unequal"):
+        clock.table()
+    with pytest.raises(ValueError, match="non-empty name"):
+        with clock.stage(""):
+            pass
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def _engine(query, k):
+    if query == "boom":
+        raise RuntimeError("broken")
+    return [7, -1, 3, 5][:k] if "soccer" in query.split() else [-1] * k
+
+
+@pytest.fixture
+def client():
+    with TestClient(serve.create_search_app(_engine, max_k=50)) as c:
+        yield c
+
+
+def test_the_app_answers_a_search_and_drops_empty_slots(client):
+    assert client.get("/health").json() == {"status": "ok", "model_version": "1"}
+    answer = client.post("/search", json={"query": "cartoon soccer", "k": 3}).json()
+    assert answer == {"query": "cartoon soccer", "videos": [7, 3], "model_version": "1"}
+    assert client.post("/search", json={"query": "soccer"}).json()["videos"] == [7, 3, 5]
+    assert client.post("/search", json={"query": "footy"}).json()["videos"] == []
+
+
+@pytest.mark.parametrize("body", [{"k": 10}, {"query": ""}, {"query": "   "}, {"query": 42},
+                                  {"query": ["soccer"]}, {"query": "soccer", "k": 0},
+                                  {"query": "soccer", "k": 51}, {"query": "soccer", "k": "10"},
+                                  {"query": "soccer", "k": 2.0}, {"query": "x" * 201},
+                                  {"query": "soccer", "user": 1}])
+def test_the_app_refuses_malformed_requests_with_422_and_keeps_serving(client, body):
+    response = client.post("/search", json=body)
+    assert response.status_code == 422
+    assert "detail" in response.json()
+    assert client.post("/search", json={"query": "soccer"}).status_code == 200
+
+
+def test_the_app_answers_413_to_a_large_body_and_500_to_a_failing_engine(client):
+    big = client.post("/search", content=b'{"query": "' + b"a" * 20_000 + b'"}',
+                      headers={"content-type": "application/json"})
+    assert big.status_code == 413
+    failed = client.post("/search", json={"query": "boom"})
+    assert failed.status_code == 500 and "broken" not in failed.text
+    assert client.post("/search", content=b"{not json",
+                       headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_create_search_app_validates_its_arguments():
+    with pytest.raises(TypeError, match="callable"):
+        serve.create_search_app("search")
+    with pytest.raises(ValueError, match="max_k"):
+        serve.create_search_app(_engine, max_k=0)
