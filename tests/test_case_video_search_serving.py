@@ -75,6 +75,32 @@ def test_page_truth_validates_its_inputs():
         serve.page_truth(_tables(), pd.DataFrame({"topic": ["cooking"]}), np.array([[0]]))
 
 
+# --------------------------------------------------------------------------- online_metrics
+
+
+def test_online_metrics_counts_clicks_successes_and_clickbait_per_arm():
+    clicked = np.array([[1, 0], [0, 0], [1, 1], [0, 1]], bool)
+    grades = np.array([[3, 0], [2, 2], [1, 2], [0, 0]])
+    bait = np.array([[0, 0], [0, 0], [1, 0], [0, 1]], bool)
+    control = (clicked, grades, bait)
+    treatment = (np.ones_like(clicked), np.full((4, 2), 3), np.zeros_like(bait))
+    out = serve.online_metrics(control, treatment)
+    assert list(out) == list(serve.ONLINE_METRICS)
+    ctr, per_search, success, share = out.values()
+    assert (ctr.rate_a, ctr.rate_b) == (0.75, 1.0)
+    assert (per_search.mean_a, per_search.mean_b) == (1.0, 2.0)
+    assert (success.rate_a, success.rate_b) == (0.5, 1.0)       # searches 0 and 2
+    assert (share.rate_a, share.rate_b) == (0.5, 0.0)           # 2 of the 4 clicks are bait
+
+
+def test_online_metrics_validates_the_arms():
+    ok = (np.zeros((3, 2), bool), np.zeros((3, 2)), np.zeros((3, 2), bool))
+    with pytest.raises(ValueError, match="one shape"):
+        serve.online_metrics(ok, (ok[0], np.zeros((3, 3)), ok[2]))
+    with pytest.raises(ValueError, match=r"treatment must be \(clicked"):
+        serve.online_metrics(ok, ok[:2])
+
+
 # --------------------------------------------------------------------------- append_to_index
 
 
@@ -137,6 +163,30 @@ def test_append_validates_its_inputs():
         serve.append_to_index(old, NEW.drop(columns="tags"), FIELDS)
     with pytest.raises(ValueError, match="empty"):
         serve.append_to_index(old, NEW.iloc[:0], FIELDS)
+
+
+# --------------------------------------------------------------------------- rebound
+
+
+def test_rebound_sets_names_for_the_block_and_restores_them_even_after_an_error():
+    space = {"index": 1, "videos": "old", "other": 3}
+    with serve.rebound(space, index=2, videos="new"):
+        assert space == {"index": 2, "videos": "new", "other": 3}
+        space["index"] = 5                                    # assigned again inside
+    assert space == {"index": 1, "videos": "old", "other": 3}
+    with pytest.raises(RuntimeError):
+        with serve.rebound(space, index=9):
+            raise RuntimeError("inside")
+    assert space["index"] == 1
+
+
+def test_rebound_refuses_unknown_names_and_a_non_dict():
+    with pytest.raises(ValueError, match="no such names"):
+        with serve.rebound({"index": 1}, indx=2):
+            pass
+    with pytest.raises(TypeError, match="globals"):
+        with serve.rebound([("index", 1)], index=2):
+            pass
 
 
 # --------------------------------------------------------------------------- StageClock

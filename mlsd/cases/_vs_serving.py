@@ -30,10 +30,11 @@ from mlsd._checks import check_int
 from mlsd.cases.video_search import bag_of_words
 from mlsd.datasets import video_search as vs
 from mlsd.datasets.world import all_tables
+from mlsd.evaluation import experiments as ab
 # the serving chapter's body-size limit and 422 answer without the input echoed back
 from mlsd.systems.serving import _BodySizeLimit, _validation_error
 
-__all__ = ["cached", "page_truth", "append_to_index", "StageClock", "create_search_app"]
+__all__ = ["cached", "page_truth", "online_metrics", "append_to_index", "rebound", "StageClock", "create_search_app"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -91,6 +92,41 @@ def page_truth(world, intents: pd.DataFrame, pages) -> tuple[np.ndarray, np.ndar
     return np.where(empty, 0, grades).astype(np.int8), bait & ~empty
 
 
+ONLINE_METRICS = ("searches with a click", "clicks per search",
+                  "successful searches (hidden grade >= 2)", "clicks on clickbait, share (hidden)")
+
+
+def online_metrics(control, treatment, *, alpha: float = 0.05) -> dict:
+    """The chapter's four online metrics, each tested between the arms.
+
+    Each arm is ``(clicked, grades, clickbait)``: boolean clicks (n_searches, k) and the
+    hidden grade and flag of each shown video (:func:`page_truth`). Returns
+    :data:`ONLINE_METRICS` name -> test result (for ``ab_table`` / ``ab_numbers``):
+
+    - searches with a click: a two-proportion test;
+    - clicks per search: Welch's test on each search's clicks;
+    - successful searches, a click on a video of grade >= 2: a two-proportion test (the grade
+      stands in for what a platform measures after the click, such as watch time);
+    - the share of clicks that went to clickbait: a ratio test with the search as the unit.
+    """
+    arms = []
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if len(arm) != 3:
+            raise ValueError(f"{name} must be (clicked, grades, clickbait)")
+        clicked, grades, bait = (np.asarray(x) for x in arm)
+        if clicked.ndim != 2 or clicked.shape != grades.shape or clicked.shape != bait.shape:
+            raise ValueError(f"{name}: clicked, grades and clickbait must be 2-D of one shape, got "
+                             f"{clicked.shape}, {grades.shape}, {bait.shape}")
+        clicked, bait = clicked.astype(bool), bait.astype(bool)
+        arms.append((clicked, (clicked & (grades >= 2)).any(axis=1), clicked & bait))
+    (c, good_c, bait_c), (t, good_t, bait_t) = arms
+    tests = (ab.two_proportion_test(c.any(1).sum(), len(c), t.any(1).sum(), len(t), alpha=alpha),
+             ab.welch_test(c.sum(1), t.sum(1), alpha=alpha),
+             ab.two_proportion_test(good_c.sum(), len(c), good_t.sum(), len(t), alpha=alpha),
+             ab.ratio_test(bait_c.sum(1), c.sum(1), bait_t.sum(1), t.sum(1), alpha=alpha))
+    return dict(zip(ONLINE_METRICS, tests))
+
+
 # --------------------------------------------------------------------------- indexing
 
 
@@ -139,6 +175,29 @@ def append_to_index(index: Mapping, new_videos: pd.DataFrame, fields: Sequence[s
     length = {f: np.r_[index["length"][f], np.asarray(counts[f][n_old:].sum(axis=1)).ravel()] for f in fields}
     return {"counts": counts, "vocabulary": vocabulary, "idf": np.log(1 + (n - df + 0.5) / (df + 0.5)),
             "length": length, "df": df}
+
+
+@contextmanager
+def rebound(namespace: dict, **values):
+    """Within the block, the names of ``namespace`` (e.g. a notebook's ``globals()``) hold
+    ``values``; on leaving it, even by an exception, each name gets back the value it had.
+
+    The chapter's functions read the corpus from the notebook's globals (``index``,
+    ``videos``...): this serves another corpus for a while without leaving it behind for the
+    cells that follow. A name assigned again inside the block is restored too. Every name must
+    exist in ``namespace`` already (a misspelt name would otherwise go unnoticed).
+    """
+    if not isinstance(namespace, dict):
+        raise TypeError(f"namespace must be a dict such as globals(), got {type(namespace).__name__}")
+    missing = sorted(set(values) - set(namespace))
+    if missing:
+        raise ValueError(f"no such names to rebind: {missing}")
+    saved = {name: namespace[name] for name in values}
+    namespace.update(values)
+    try:
+        yield
+    finally:
+        namespace.update(saved)
 
 
 # --------------------------------------------------------------------------- timing
