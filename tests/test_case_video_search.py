@@ -102,6 +102,12 @@ def test_ranking_from_pairs_sorts_pads_and_breaks_ties_by_id():
         case.ranking_from_pairs([0], [1], [np.nan], n_queries=1)
 
 
+def test_rank_of_counts_from_zero_with_ties_to_the_lower_id():
+    assert case.rank_of([[0.1, 0.9, 0.5], [1.0, 1.0, 0.0]]).tolist() == [[2, 0, 1], [0, 1, 2]]
+    with pytest.raises(ValueError, match="n_queries"):
+        case.rank_of([0.1, 0.2])
+
+
 def test_top_videos_is_best_first():
     scores = np.array([[0.1, 0.9, 0.5], [1.0, 1.0, 0.0]])
     assert case.top_videos(scores, 2).tolist() == [[1, 2], [0, 1]]

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from mlsd.cases import _vs_monitoring as mon  # noqa: E402
+from mlsd.cases import video_search as case  # noqa: E402
 from mlsd.datasets import load  # noqa: E402
 from mlsd.datasets import video_search as vs  # noqa: E402
 
@@ -24,27 +24,29 @@ def world():
 
 
 def test_bag_ignores_order_and_repeats():
-    assert mon.bag("soccer goals soccer") == mon.bag("goals soccer") == "goals soccer"
-    assert mon.bag("") == ""
+    assert case.bag("soccer goals soccer") == case.bag("goals soccer") == "goals soccer"
+    assert case.bag("") == ""
 
 
-def test_search_distinct_searches_each_bag_once_and_returns_a_row_per_text():
+def test_cached_search_searches_each_bag_once_and_returns_a_row_per_text():
     calls = []
 
     def fake_search(texts, k=2):
         calls.append(list(texts))
         return np.array([[len(t), k] for t in texts])
 
-    out = mon.search_distinct(fake_search, ["b a", "a b", "c", "a b b"], k=7)
+    out = case.cached_search(fake_search, ["b a", "a b", "c", "a b b"], k=7)
     assert calls == [["a b", "c"]]
     assert out.tolist() == [[3, 7], [3, 7], [1, 7], [3, 7]]
 
 
-def test_search_distinct_rejects_a_string_and_an_empty_list():
+def test_cached_search_rejects_a_string_and_an_empty_list():
     with pytest.raises(TypeError, match="not one string"):
-        mon.search_distinct(lambda t: t, "footy")
+        case.cached_search(lambda t: t, "footy")
     with pytest.raises(ValueError, match="empty"):
-        mon.search_distinct(lambda t: t, [])
+        case.cached_search(lambda t: t, [])
+    with pytest.raises(ValueError, match="rows for 2 queries"):
+        case.cached_search(lambda t: np.zeros((1, 1)), ["a", "b"])
 
 
 # --------------------------------------------------------------------------- signals
@@ -53,42 +55,42 @@ def test_search_distinct_rejects_a_string_and_an_empty_list():
 def test_no_known_word_needs_every_word_unknown_to_every_vocabulary():
     index, tower = {"goals": 0}, {"soccer": 0, "goals": 1}
     texts = ["footy", "footy goals", "soccer", "footy footy", ""]
-    assert mon.no_known_word(texts, index, tower).tolist() == [True, False, False, True, True]
-    assert mon.no_known_word(["soccer"], index).tolist() == [True]
+    assert case.no_known_word(texts, index, tower).tolist() == [True, False, False, True, True]
+    assert case.no_known_word(["soccer"], index).tolist() == [True]
     with pytest.raises(ValueError, match="vocabulary"):
-        mon.no_known_word(["soccer"])
+        case.no_known_word(["soccer"])
 
 
 def test_daily_rates_counts_searches_and_averages_each_flag():
-    out = mon.daily_rates([3, 3, 4, 3], zero=[1, 0, 0, 0], click=[True, True, False, False])
+    out = case.daily_rates([3, 3, 4, 3], zero=[1, 0, 0, 0], click=[True, True, False, False])
     assert out.index.tolist() == [3, 4] and out.index.name == "day"
     assert out["searches"].tolist() == [3, 1]
     assert np.allclose(out["zero"], [1 / 3, 0]) and np.allclose(out["click"], [2 / 3, 0])
     with pytest.raises(ValueError, match="one value per search"):
-        mon.daily_rates([1, 2], zero=[1])
+        case.daily_rates([1, 2], zero=[1])
     with pytest.raises(ValueError, match="at least one flag"):
-        mon.daily_rates([1, 2])
+        case.daily_rates([1, 2])
 
 
 def test_binomial_band_is_smoothed_and_narrows_with_more_searches():
-    low, high = mon.binomial_band(0.0, 98, [10, 1000])
+    low, high = case.binomial_band(0.0, 98, [10, 1000])
     p = 1 / 100                                      # one success in 98 + 2
     assert np.allclose(high, p + 3 * np.sqrt(p * (1 - p) / np.array([10, 1000])))
     assert low[0] == 0 < low[1] < p < high[1] < high[0]
-    low, high = mon.binomial_band(0.5, 10_000, 100, z=2)
+    low, high = case.binomial_band(0.5, 10_000, 100, z=2)
     assert low == pytest.approx(0.4, abs=1e-3) and high == pytest.approx(0.6, abs=1e-3)
     for bad in ((1.5, 10, 5), (0.5, 0, 5), (0.5, 10, 0)):
         with pytest.raises(ValueError):
-            mon.binomial_band(*bad)
+            case.binomial_band(*bad)
 
 
 def test_unknown_words_ranks_words_by_day_and_skips_known_ones():
     texts = ["footy goals", "footy", "zzz footy", "goals", "zzz"]
-    out = mon.unknown_words(texts, [1, 1, 1, 2, 2], [{"goals": 0}], top=1)
+    out = case.unknown_words(texts, [1, 1, 1, 2, 2], [{"goals": 0}], top=1)
     assert out.index.tolist() == [(1, "footy"), (2, "zzz")]
     assert out["searches"].tolist() == [3, 1]
     with pytest.raises(ValueError, match="one day per text"):
-        mon.unknown_words(texts, [1], [{}])
+        case.unknown_words(texts, [1], [{}])
 
 
 # --------------------------------------------------------------------------- fixes and truth
@@ -96,20 +98,20 @@ def test_unknown_words_ranks_words_by_day_and_skips_known_ones():
 
 def test_expand_queries_appends_the_partner_of_each_word_with_a_rule():
     rules = {"footy": "soccer"}
-    assert mon.expand_queries(["footy goals", "goals", "footy"], rules) == [
+    assert case.expand_queries(["footy goals", "goals", "footy"], rules) == [
         "footy goals soccer", "goals", "footy soccer"]
     with pytest.raises(TypeError, match="map words to words"):
-        mon.expand_queries(["footy"], {"footy": 3})
+        case.expand_queries(["footy"], {"footy": 3})
 
 
 def test_intent_grades_match_the_rated_queries_grades(world):
     intents = world.hidden["query_intents"].head(5)
     expected = vs.true_grades(world, intents["query_id"])
-    assert np.array_equal(mon.intent_grades(world, intents), expected)
+    assert np.array_equal(vs.intent_grades(world, intents), expected)
     with pytest.raises(ValueError, match="not an intent"):
-        mon.intent_grades(world, pd.DataFrame({"topic": ["football"], "concept": ["nope"]}))
+        vs.intent_grades(world, pd.DataFrame({"topic": ["football"], "concept": ["nope"]}))
     with pytest.raises(ValueError, match="columns"):
-        mon.intent_grades(world, pd.DataFrame({"topic": ["football"]}))
+        vs.intent_grades(world, pd.DataFrame({"topic": ["football"]}))
 
 
 # --------------------------------------------------------------------------- numbers and figure
@@ -134,7 +136,7 @@ def _section():
 
 
 def test_section_numbers_names_what_the_prose_quotes():
-    out = mon.section_numbers(*_section(), fix_day=31, first_day=28)
+    out = case.section_numbers(*_section(), fix_day=31, first_day=28)
     assert out["mon_fix_day"] == 31 and out["mon_first_day"] == 28
     assert out["mon_zero_alarm_day"] == 30 and out["mon_zero_peak"] == 0.2
     assert out["mon_zero_fixed"] == 0.0 and out["mon_ctr_verdict"] == "never leaves its band"
@@ -148,11 +150,11 @@ def test_section_numbers_needs_the_three_systems_and_a_rule():
     args = list(_section())
     args[3] = args[3].drop(index="retrained tower")
     with pytest.raises(ValueError, match="systems"):
-        mon.section_numbers(*args, fix_day=31)
+        case.section_numbers(*args, fix_day=31)
     args = list(_section())
     args[7] = {}
     with pytest.raises(ValueError, match="no rule"):
-        mon.section_numbers(*args, fix_day=31)
+        case.section_numbers(*args, fix_day=31)
 
 
 def test_plot_monitoring_draws_three_panels():
@@ -160,7 +162,7 @@ def test_plot_monitoring_draws_three_panels():
     bands = {"zero-result rate": (np.zeros(4), np.full(4, 0.05)),
              "CTR": (np.full(4, 0.5), np.full(4, 0.9))}
     fig, axes = plt.subplots(3)
-    mon.plot_monitoring(axes, daily, bands, 30, 31, recovered, 0.7)
+    case.plot_monitoring(axes, daily, bands, 30, 31, recovered, 0.7)
     assert [ax.get_title() for ax in axes[:2]] == ["zero-result rate", "CTR"]
     assert len(axes[2].patches) == 3
     plt.close(fig)

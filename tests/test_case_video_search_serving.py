@@ -1,40 +1,16 @@
-"""Chapter 7's serving plumbing: a results cache, pages' hidden truth, appending to the index,
-stage timings and the search app."""
+"""Chapter 7's serving plumbing: pages' hidden truth, the online metrics, appending to the
+index, stage timings and the search app."""
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 
-from mlsd.cases import _vs_serving as serve
-from mlsd.cases.video_search import bag_of_words
+from mlsd.cases import video_search as case
 from mlsd.datasets import video_search as vs
+from mlsd.systems.serving import BackgroundServer
 
 FIELDS = ("title", "tags", "description")
-
-
-# --------------------------------------------------------------------------- cached
-
-
-def test_cached_searches_each_distinct_query_once_and_repeats_its_row():
-    seen = []
-
-    def engine(texts):
-        seen.append(list(texts))
-        return np.array([[len(t), i] for i, t in enumerate(texts)])
-
-    out = serve.cached(engine, pd.Series(["ab", "c", "ab", "c", "xyz"]))
-    assert seen == [["ab", "c", "xyz"]]
-    assert out.tolist() == [[2, 0], [1, 1], [2, 0], [1, 1], [3, 2]]
-
-
-def test_cached_refuses_a_string_an_empty_list_and_a_wrong_engine():
-    with pytest.raises(TypeError, match="not one string"):
-        serve.cached(lambda t: np.zeros((len(t), 1)), "soccer")
-    with pytest.raises(ValueError, match="empty"):
-        serve.cached(lambda t: np.zeros((len(t), 1)), [])
-    with pytest.raises(ValueError, match="rows for 2 queries"):
-        serve.cached(lambda t: np.zeros((1, 1)), ["a", "b"])
 
 
 # --------------------------------------------------------------------------- page_truth
@@ -50,7 +26,7 @@ def _tables():
 
 def test_page_truth_reads_grades_by_intent_and_empties_get_nothing():
     intents = pd.DataFrame({"topic": ["cooking", "cars"], "concept": ["night", "any"]})
-    grades, bait = serve.page_truth(_tables(), intents, np.array([[0, 1, -1], [2, 0, 1]]))
+    grades, bait = case.page_truth(_tables(), intents, np.array([[0, 1, -1], [2, 0, 1]]))
     expected = vs.grade_matrix(_tables()["video_truth"])
     row = {intent: i for i, intent in enumerate(vs.INTENTS)}
     assert grades[0].tolist() == [expected[row["cooking", "night"], 0],
@@ -63,16 +39,16 @@ def test_page_truth_reads_grades_by_intent_and_empties_get_nothing():
 def test_page_truth_validates_its_inputs():
     intents = pd.DataFrame({"topic": ["cooking"], "concept": ["night"]})
     with pytest.raises(ValueError, match="one row per intent"):
-        serve.page_truth(_tables(), intents, np.zeros((2, 3), dtype=int))
+        case.page_truth(_tables(), intents, np.zeros((2, 3), dtype=int))
     with pytest.raises(ValueError, match="video ids 0..2"):
-        serve.page_truth(_tables(), intents, np.array([[3]]))
+        case.page_truth(_tables(), intents, np.array([[3]]))
     with pytest.raises(ValueError, match="integer"):
-        serve.page_truth(_tables(), intents, np.array([[0.5]]))
-    with pytest.raises(ValueError, match="unknown intent"):
-        serve.page_truth(_tables(), pd.DataFrame({"topic": ["opera"], "concept": ["any"]}),
+        case.page_truth(_tables(), intents, np.array([[0.5]]))
+    with pytest.raises(ValueError, match="not an intent"):
+        case.page_truth(_tables(), pd.DataFrame({"topic": ["opera"], "concept": ["any"]}),
                          np.array([[0]]))
     with pytest.raises(ValueError, match="lacks the columns"):
-        serve.page_truth(_tables(), pd.DataFrame({"topic": ["cooking"]}), np.array([[0]]))
+        case.page_truth(_tables(), pd.DataFrame({"topic": ["cooking"]}), np.array([[0]]))
 
 
 # --------------------------------------------------------------------------- online_metrics
@@ -84,8 +60,8 @@ def test_online_metrics_counts_clicks_successes_and_clickbait_per_arm():
     bait = np.array([[0, 0], [0, 0], [1, 0], [0, 1]], bool)
     control = (clicked, grades, bait)
     treatment = (np.ones_like(clicked), np.full((4, 2), 3), np.zeros_like(bait))
-    out = serve.online_metrics(control, treatment)
-    assert list(out) == list(serve.ONLINE_METRICS)
+    out = case.online_metrics(control, treatment)
+    assert list(out) == list(case.ONLINE_METRICS)
     ctr, per_search, success, share = out.values()
     assert (ctr.rate_a, ctr.rate_b) == (0.75, 1.0)
     assert (per_search.mean_a, per_search.mean_b) == (1.0, 2.0)
@@ -96,9 +72,9 @@ def test_online_metrics_counts_clicks_successes_and_clickbait_per_arm():
 def test_online_metrics_validates_the_arms():
     ok = (np.zeros((3, 2), bool), np.zeros((3, 2)), np.zeros((3, 2), bool))
     with pytest.raises(ValueError, match="one shape"):
-        serve.online_metrics(ok, (ok[0], np.zeros((3, 3)), ok[2]))
+        case.online_metrics(ok, (ok[0], np.zeros((3, 3)), ok[2]))
     with pytest.raises(ValueError, match=r"treatment must be \(clicked"):
-        serve.online_metrics(ok, ok[:2])
+        case.online_metrics(ok, ok[:2])
 
 
 # --------------------------------------------------------------------------- append_to_index
@@ -106,8 +82,8 @@ def test_online_metrics_validates_the_arms():
 
 def _build(videos):
     """The chapter's build_index, written out here."""
-    _, vocabulary = bag_of_words(videos[list(FIELDS)].agg(" ".join, axis=1))
-    counts = {f: bag_of_words(videos[f], vocabulary)[0].tocsc() for f in FIELDS}
+    _, vocabulary = case.bag_of_words(videos[list(FIELDS)].agg(" ".join, axis=1))
+    counts = {f: case.bag_of_words(videos[f], vocabulary)[0].tocsc() for f in FIELDS}
     df = np.asarray((sum(counts.values()) > 0).sum(axis=0)).ravel()
     n = len(videos)
     return {"counts": counts, "vocabulary": vocabulary,
@@ -131,7 +107,7 @@ NEW = pd.DataFrame({"title": ["footy goals", "guitar"], "tags": ["bass", ""],
 def test_append_matches_a_rebuild_word_by_word_and_keeps_the_input():
     old = _build(OLD)
     before = {f: old["counts"][f].copy() for f in FIELDS}
-    grown = serve.append_to_index(old, NEW, FIELDS)
+    grown = case.append_to_index(old, NEW, FIELDS)
     rebuilt = _build(pd.concat([OLD, NEW], ignore_index=True))
     got, want = _by_word(grown), _by_word(rebuilt)
     assert set(got) == set(want)
@@ -146,9 +122,9 @@ def test_append_matches_a_rebuild_word_by_word_and_keeps_the_input():
 
 
 def test_a_second_batch_uses_the_kept_df():
-    once = serve.append_to_index(serve.append_to_index(_build(OLD), NEW.iloc[:1], FIELDS),
+    once = case.append_to_index(case.append_to_index(_build(OLD), NEW.iloc[:1], FIELDS),
                                  NEW.iloc[1:], FIELDS)
-    both = serve.append_to_index(_build(OLD), NEW, FIELDS)
+    both = case.append_to_index(_build(OLD), NEW, FIELDS)
     assert _by_word(once).keys() == _by_word(both).keys()
     assert np.allclose(once["idf"], both["idf"])
 
@@ -156,13 +132,13 @@ def test_a_second_batch_uses_the_kept_df():
 def test_append_validates_its_inputs():
     old = _build(OLD)
     with pytest.raises(ValueError, match="mapping with keys"):
-        serve.append_to_index({"counts": {}}, NEW, FIELDS)
+        case.append_to_index({"counts": {}}, NEW, FIELDS)
     with pytest.raises(ValueError, match="the index's fields"):
-        serve.append_to_index(old, NEW, ("title",))
+        case.append_to_index(old, NEW, ("title",))
     with pytest.raises(ValueError, match="lacks the text columns"):
-        serve.append_to_index(old, NEW.drop(columns="tags"), FIELDS)
+        case.append_to_index(old, NEW.drop(columns="tags"), FIELDS)
     with pytest.raises(ValueError, match="empty"):
-        serve.append_to_index(old, NEW.iloc[:0], FIELDS)
+        case.append_to_index(old, NEW.iloc[:0], FIELDS)
 
 
 # --------------------------------------------------------------------------- rebound
@@ -170,22 +146,22 @@ def test_append_validates_its_inputs():
 
 def test_rebound_sets_names_for_the_block_and_restores_them_even_after_an_error():
     space = {"index": 1, "videos": "old", "other": 3}
-    with serve.rebound(space, index=2, videos="new"):
+    with case.rebound(space, index=2, videos="new"):
         assert space == {"index": 2, "videos": "new", "other": 3}
         space["index"] = 5                                    # assigned again inside
     assert space == {"index": 1, "videos": "old", "other": 3}
     with pytest.raises(RuntimeError):
-        with serve.rebound(space, index=9):
+        with case.rebound(space, index=9):
             raise RuntimeError("inside")
     assert space["index"] == 1
 
 
 def test_rebound_refuses_unknown_names_and_a_non_dict():
     with pytest.raises(ValueError, match="no such names"):
-        with serve.rebound({"index": 1}, indx=2):
+        with case.rebound({"index": 1}, indx=2):
             pass
     with pytest.raises(TypeError, match="globals"):
-        with serve.rebound([("index", 1)], index=2):
+        with case.rebound([("index", 1)], index=2):
             pass
 
 
@@ -193,7 +169,7 @@ def test_rebound_refuses_unknown_names_and_a_non_dict():
 
 
 def test_stage_clock_sums_stages_into_the_whole_request():
-    clock = serve.StageClock()
+    clock = case.StageClock()
     for _ in range(3):
         with clock.stage("a"):
             pass
@@ -207,7 +183,7 @@ def test_stage_clock_sums_stages_into_the_whole_request():
 
 
 def test_stage_clock_refuses_unequal_stages_nothing_timed_and_nameless_stages():
-    clock = serve.StageClock()
+    clock = case.StageClock()
     with pytest.raises(ValueError, match="no stage"):
         clock.table()
     with clock.stage("a"):
@@ -232,10 +208,12 @@ def _engine(query, k):
     return [7, -1, 3, 5][:k] if "soccer" in query.split() else [-1] * k
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client():
-    with TestClient(serve.create_search_app(_engine, max_k=50)) as c:
-        yield c
+    """A real server on 127.0.0.1, as the chapter runs it."""
+    with BackgroundServer(case.create_search_app(_engine, max_k=50)) as server:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=5) as c:
+            yield c
 
 
 def test_the_app_answers_a_search_and_drops_empty_slots(client):
@@ -270,6 +248,6 @@ def test_the_app_answers_413_to_a_large_body_and_500_to_a_failing_engine(client)
 
 def test_create_search_app_validates_its_arguments():
     with pytest.raises(TypeError, match="callable"):
-        serve.create_search_app("search")
+        case.create_search_app("search")
     with pytest.raises(ValueError, match="max_k"):
-        serve.create_search_app(_engine, max_k=0)
+        case.create_search_app(_engine, max_k=0)

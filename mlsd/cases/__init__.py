@@ -13,6 +13,10 @@ into arrays, its evaluation harness, its serving glue and its figures live here,
   matched detections and operating points, blurring, the missed-blur reports and their
   scene bootstrap, the SQLite blur store and its re-blur job, the noise monitor and the
   monitoring figure.
+- :mod:`~mlsd.cases.video_search` -- Chapter 7: bags of words as sparse matrices, per-query
+  ranking metrics with the ideal over the whole corpus, candidate tables and rankings from
+  scored pairs, the A/B analysis, appending uploads to the inverted index, the stage clock and
+  the search app, the slang monitor's daily rates, bands and figure.
 - :mod:`~mlsd.cases.video_recommendation` -- Chapter 9: the log as arrays at a cut-off, the
   ranker's feature rows and labels, the judge of lists, the feed server, the drift monitor,
   the retraining cadences and the feedback-loop simulation.

@@ -1,22 +1,41 @@
 """Chapter 7 (video search): the plumbing the chapter uses but does not teach.
 
-The chapter writes what it teaches: the BM25F scorer over an inverted index, the query tower
-and the re-ranker's features. Here are the parts around them: bags of words as sparse matrices,
-rankings from scores or from candidate tables, the metrics per query (nDCG@10 with the ideal
-over the whole corpus, reciprocal rank, candidate recall), and the numbers the prose quotes.
+The chapter writes what it teaches: the BM25F scorer over an inverted index, the query tower,
+the re-ranker's features, mining retries for query expansion. Here are the parts around them:
+bags of words as sparse matrices, rankings from scores or from candidate tables, the metrics
+per query (nDCG@10 with the ideal over the whole corpus, reciprocal rank, candidate recall);
+the A/B analysis; appending uploads to the index, timing the request path and the HTTP app;
+the slang monitor's daily rates, bands and figure; and the numbers the prose quotes.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: FastAPI reads the endpoint's annotations at
+# runtime, and the request model is a local class built by create_search_app.
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import sparse
 
 from mlsd._checks import check_int
+from mlsd.datasets import video_search as vs
+from mlsd.datasets.world import all_tables
+from mlsd.evaluation import experiments as ab
 from mlsd.evaluation.ranking import ndcg_at_k, top_k
+from mlsd.systems.serving import service_app
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
 
 __all__ = ["bag_of_words", "ndcg_at_10", "reciprocal_ranks", "candidate_recall", "ranking_from_pairs",
-           "union_candidates"]
+           "union_candidates", "rank_of", "top_videos", "slice_numbers", "cached_search", "page_truth", "online_metrics",
+           "append_to_index", "rebound", "StageClock", "create_search_app", "no_known_word", "daily_rates",
+           "binomial_band", "unknown_words", "expand_queries", "section_numbers", "plot_monitoring"]
 
 
 def bag_of_words(texts, vocabulary: dict[str, int] | None = None) -> tuple[sparse.csr_matrix, dict[str, int]]:
@@ -114,9 +133,9 @@ def union_candidates(**lists) -> pd.DataFrame:
         frames.append(pd.DataFrame({"query": np.repeat(np.arange(len(ids)), ids.shape[1]),
                                     "video": ids.ravel(), "by": name}))
     long = pd.concat(frames, ignore_index=True)
-    table = pd.crosstab([long["query"], long["video"]], long["by"]).gt(0).reset_index()
-    table.columns.name = None
-    return table[["query", "video", *lists]].sort_values(["query", "video"], ignore_index=True)
+    proposed = pd.DataFrame({name: long["by"].to_numpy() == name for name in lists})
+    pairs = pd.concat([long[["query", "video"]], proposed], axis=1)
+    return pairs.groupby(["query", "video"], sort=True).any().reset_index()
 
 
 def ranking_from_pairs(query, video, score, n_queries: int, k: int = 10) -> np.ndarray:
@@ -132,6 +151,14 @@ def ranking_from_pairs(query, video, score, n_queries: int, k: int = 10) -> np.n
     out = np.full((n_queries, k), -1, dtype=np.int64)
     out[frame["query"].to_numpy(), frame["position"].to_numpy()] = frame["video"].to_numpy()
     return out
+
+
+def rank_of(scores) -> np.ndarray:
+    """Each video's rank per query (row), 0 for the best; ties to the lower video id."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be (n_queries, n_videos), got shape {scores.shape}")
+    return np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
 
 
 def top_videos(scores, k: int) -> np.ndarray:
@@ -150,3 +177,399 @@ def slice_numbers(by_slice: pd.DataFrame, baseline: str, model: str) -> dict:
         out[f"slice_{key}_base"] = float(by_slice.loc[row, baseline])
         out[f"slice_{key}_model"] = float(by_slice.loc[row, model])
     return out
+
+
+# --------------------------------------------------------------------------- A/B analysis
+
+
+def page_truth(world, intents: pd.DataFrame, pages) -> tuple[np.ndarray, np.ndarray]:
+    """Hidden: the grade (0-3) and the clickbait flag of each video shown on each page.
+
+    ``world`` is the world or its tables (e.g. :func:`mlsd.datasets.video_search.new_uploads`'s
+    result); ``intents`` has one row per search with columns ``topic`` and ``concept`` (as
+    returned by ``new_slang``); ``pages`` is (n_searches, k) video ids, -1 for an empty slot,
+    which gets grade 0 and no flag. Returns two arrays of the pages' shape (int8, bool).
+    """
+    truth = all_tables(world)["video_truth"]
+    pages = np.asarray(pages)
+    if pages.ndim != 2 or len(pages) != len(intents):
+        raise ValueError(f"pages must be (n_searches, k) with one row per intent, got {pages.shape}")
+    if not np.issubdtype(pages.dtype, np.integer):
+        raise ValueError(f"pages must hold integer video ids, got {pages.dtype}")
+    if pages.size and (pages.min() < -1 or pages.max() >= len(truth)):
+        raise ValueError(f"pages must hold video ids 0..{len(truth) - 1} or -1 for an empty slot")
+    empty, safe = pages < 0, np.maximum(pages, 0)
+    grades = np.take_along_axis(vs.intent_grades(world, intents), safe, axis=1)
+    bait = truth["clickbait"].to_numpy(bool)[safe]
+    return np.where(empty, 0, grades).astype(np.int8), bait & ~empty
+
+
+ONLINE_METRICS = ("searches with a click", "clicks per search",
+                  "successful searches (hidden grade >= 2)", "clicks on clickbait, share (hidden)")
+
+
+def online_metrics(control, treatment, *, alpha: float = 0.05) -> dict:
+    """The chapter's four online metrics, each tested between the arms.
+
+    Each arm is ``(clicked, grades, clickbait)``: boolean clicks (n_searches, k) and the
+    hidden grade and flag of each shown video (:func:`page_truth`). Returns
+    :data:`ONLINE_METRICS` name -> test result (for ``ab_table`` / ``ab_numbers``):
+
+    - searches with a click: a two-proportion test;
+    - clicks per search: Welch's test on each search's clicks;
+    - successful searches, a click on a video of grade >= 2: a two-proportion test (the grade
+      stands in for what a platform measures after the click, such as watch time);
+    - the share of clicks that went to clickbait: a ratio test with the search as the unit.
+    """
+    arms = []
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if len(arm) != 3:
+            raise ValueError(f"{name} must be (clicked, grades, clickbait)")
+        clicked, grades, bait = (np.asarray(x) for x in arm)
+        if clicked.ndim != 2 or clicked.shape != grades.shape or clicked.shape != bait.shape:
+            raise ValueError(f"{name}: clicked, grades and clickbait must be 2-D of one shape, got "
+                             f"{clicked.shape}, {grades.shape}, {bait.shape}")
+        clicked, bait = clicked.astype(bool), bait.astype(bool)
+        arms.append((clicked, (clicked & (grades >= 2)).any(axis=1), clicked & bait))
+    (c, good_c, bait_c), (t, good_t, bait_t) = arms
+    tests = (ab.two_proportion_test(c.any(1).sum(), len(c), t.any(1).sum(), len(t), alpha=alpha),
+             ab.welch_test(c.sum(1), t.sum(1), alpha=alpha),
+             ab.two_proportion_test(good_c.sum(), len(c), good_t.sum(), len(t), alpha=alpha),
+             ab.ratio_test(bait_c.sum(1), c.sum(1), bait_t.sum(1), t.sum(1), alpha=alpha))
+    return dict(zip(ONLINE_METRICS, tests))
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+def append_to_index(index: Mapping, new_videos: pd.DataFrame, fields: Sequence[str]) -> dict:
+    """The chapter's inverted index with ``new_videos`` appended as the next rows.
+
+    Only the new videos' text is tokenised. Each field's counts (videos x words, ``csc``) get
+    the new rows, and new columns for words no older video used; the document frequencies are
+    the old ones plus the batch's, and the idf is recomputed from them with the chapter's
+    formula ``log(1 + (n - df + 0.5) / (df + 0.5))``; field lengths are appended (BM25F reads
+    their mean at query time). The result also keeps ``df`` so that the next batch need not
+    recount it. ``index`` is not modified.
+
+    An index built from scratch over all the videos scores every query the same (its word
+    columns may come in another order).
+    """
+    fields = list(fields)
+    needed = {"counts", "vocabulary", "idf", "length"}
+    if not isinstance(index, Mapping) or needed - set(index):
+        raise ValueError(f"index must be a mapping with keys {sorted(needed)}")
+    if not fields or set(fields) != set(index["counts"]):
+        raise ValueError(f"fields must be the index's fields {sorted(index['counts'])}, got {fields}")
+    if missing := set(fields) - set(new_videos.columns):
+        raise ValueError(f"new_videos lacks the text columns {sorted(missing)}")
+    if len(new_videos) == 0:
+        raise ValueError("new_videos is empty: nothing to append")
+    old = {f: sparse.csc_matrix(index["counts"][f]) for f in fields}
+    n_old = old[fields[0]].shape[0]
+    vocabulary = dict(index["vocabulary"])
+    for text in new_videos[fields].agg(" ".join, axis=1):
+        for word in text.split():
+            vocabulary.setdefault(word, len(vocabulary))
+    n_words = len(vocabulary)
+    counts = {}
+    for f in fields:
+        grown = old[f].copy()
+        grown.resize((n_old, n_words))                     # columns for the new words
+        batch = bag_of_words(new_videos[f].tolist(), vocabulary)[0]
+        counts[f] = sparse.vstack([grown, batch], format="csc")
+    df_old = index.get("df")
+    if df_old is None:
+        df_old = np.asarray((sum(old.values()) > 0).sum(axis=0)).ravel()
+    batch_any = sum(counts[f][n_old:] for f in fields) > 0
+    df = np.r_[df_old, np.zeros(n_words - len(df_old))] + np.asarray(batch_any.sum(axis=0)).ravel()
+    n = n_old + len(new_videos)
+    length = {f: np.r_[index["length"][f], np.asarray(counts[f][n_old:].sum(axis=1)).ravel()] for f in fields}
+    return {"counts": counts, "vocabulary": vocabulary, "idf": np.log(1 + (n - df + 0.5) / (df + 0.5)),
+            "length": length, "df": df}
+
+
+@contextmanager
+def rebound(namespace: dict, **values):
+    """Within the block, the names of ``namespace`` (e.g. a notebook's ``globals()``) hold
+    ``values``; on leaving it, even by an exception, each name gets back the value it had.
+
+    The chapter's functions read the corpus from the notebook's globals (``index``,
+    ``videos``...): this serves another corpus for a while without leaving it behind for the
+    cells that follow. A name assigned again inside the block is restored too. Every name must
+    exist in ``namespace`` already (a misspelt name would otherwise go unnoticed).
+    """
+    if not isinstance(namespace, dict):
+        raise TypeError(f"namespace must be a dict such as globals(), got {type(namespace).__name__}")
+    missing = sorted(set(values) - set(namespace))
+    if missing:
+        raise ValueError(f"no such names to rebind: {missing}")
+    saved = {name: namespace[name] for name in values}
+    namespace.update(values)
+    try:
+        yield
+    finally:
+        namespace.update(saved)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class StageClock:
+    """Wall-clock milliseconds of each stage of a request path, request after request.
+
+    Use one ``with clock.stage(name):`` block per stage and request; :meth:`table` then
+    summarises each stage and the whole request (the sum of its stages)::
+
+        clock = StageClock()
+        for query in queries:
+            with clock.stage("retrieval"):
+                ...
+            with clock.stage("ranking"):
+                ...
+        clock.table()
+    """
+
+    def __init__(self):
+        self.ms: dict[str, list[float]] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time the block and record it under ``name``."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a stage needs a non-empty name, got {name!r}")
+        start = time.perf_counter()
+        yield
+        self.ms.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+
+    def table(self, total: str = "whole request") -> pd.DataFrame:
+        """Per stage (in the order first timed) and for ``total``: requests, mean, p50, p99, max ms.
+
+        Raises ``ValueError`` if nothing was timed or the stages were timed a different number
+        of times (a request that skipped a stage cannot be summed).
+        """
+        if not self.ms:
+            raise ValueError("no stage was timed")
+        sizes = {len(v) for v in self.ms.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"stages were timed unequal numbers of times: "
+                             f"{ {k: len(v) for k, v in self.ms.items()} }")
+        runs = {name: np.array(v) for name, v in self.ms.items()}
+        runs[total] = np.sum(list(runs.values()), axis=0)
+        return pd.DataFrame({name: {"requests": len(x), "mean ms": x.mean(),
+                                    "p50 ms": np.percentile(x, 50), "p99 ms": np.percentile(x, 99),
+                                    "max ms": x.max()} for name, x in runs.items()}).T
+
+
+# --------------------------------------------------------------------------- the HTTP app
+
+
+def create_search_app(search_one: Callable[[str, int], Sequence[int]], *, max_k: int = 100,
+                      max_query_chars: int = 200, max_body_bytes: int = 10_000,
+                      model_version: str = "1") -> FastAPI:
+    """A FastAPI app that serves a search engine over HTTP.
+
+    ``search_one(query, k)`` returns up to ``k`` video ids, best first (a -1 marks an empty
+    slot and is dropped). Endpoints:
+
+    - ``GET /health`` -> ``{"status": "ok", "model_version": ...}``;
+    - ``POST /search`` with ``{"query": "cartoon soccer", "k": 10}`` (``k`` optional, 10) ->
+      ``{"query": ..., "videos": [id, ...], "model_version": ...}``. A query with no known word
+      is a valid request: its answer may be an empty list.
+
+    Malformed requests get a 4xx with a JSON ``detail`` and the server keeps serving: **422**
+    for a missing, non-string, blank or over-long query, a ``k`` that is not an integer in
+    1..``max_k`` or an unknown key (nothing is converted: ``"10"`` is not a ``k``); **413** for
+    a body over ``max_body_bytes``. An exception inside ``search_one`` is logged and answered
+    with a **500** and a generic message.
+    """
+    max_k = check_int("max_k", max_k, minimum=1)
+    max_query_chars = check_int("max_query_chars", max_query_chars, minimum=1)
+    max_body_bytes = check_int("max_body_bytes", max_body_bytes, minimum=1)
+    if not callable(search_one):
+        raise TypeError(f"search_one must be callable, got {type(search_one).__name__}")
+
+    class SearchRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        query: str = Field(min_length=1, max_length=max_query_chars)
+        k: int = Field(default=10, ge=1, le=max_k)
+
+        @field_validator("query")
+        @classmethod
+        def _not_blank(cls, value: str) -> str:
+            if not value.strip():
+                raise ValueError("query is blank")
+            return value
+
+    app = service_app("mlsd video search", model_version, max_body_bytes)
+
+    @app.post("/search")
+    def search(body: SearchRequest):
+        try:
+            page = [int(v) for v in search_one(body.query, body.k) if int(v) >= 0][:body.k]
+        except Exception:
+            logger.exception("search failed for a query of %d characters", len(body.query))
+            raise HTTPException(500, "internal error while searching") from None
+        return {"query": body.query, "videos": page, "model_version": model_version}
+
+    return app
+
+
+# --------------------------------------------------------------------------- monitoring: new slang
+
+
+def _texts(name: str, texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a sequence of query strings, not one string")
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"{name} must hold strings")
+    return texts
+
+
+def bag(text: str) -> str:
+    """A query's words, deduplicated and sorted: the key of a query as a bag of words."""
+    return " ".join(sorted(set(text.split())))
+
+
+def cached_search(search: Callable, texts, **kwargs) -> np.ndarray:
+    """``search(texts, **kwargs)`` computed once per distinct bag of words: a results cache.
+
+    The chapter's system ignores word order and repeats, so two searches with the same words get
+    the same page; this searches each distinct bag once and returns one row per text. (Only for
+    an engine of which that holds.)
+    """
+    texts = _texts("texts", texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    keys, rows = np.unique([bag(t) for t in texts], return_inverse=True)
+    pages = np.asarray(search(list(keys), **kwargs))
+    if len(pages) != len(keys):
+        raise ValueError(f"search returned {len(pages)} rows for {len(keys)} queries")
+    return pages[rows]
+
+
+def no_known_word(texts, *vocabularies) -> np.ndarray:
+    """True for each text none of whose words is in any of ``vocabularies`` (an empty text too)."""
+    texts = _texts("texts", texts)
+    if not vocabularies:
+        raise ValueError("give at least one vocabulary")
+    return np.array([not any(w in v for w in t.split() for v in vocabularies) for t in texts])
+
+
+def daily_rates(day, **flags) -> pd.DataFrame:
+    """Per day, the number of searches and the share of each boolean flag (one per search)."""
+    day = np.asarray(day)
+    if day.ndim != 1 or not flags:
+        raise ValueError("give a 1-d day per search and at least one flag")
+    for name, flag in flags.items():
+        if np.asarray(flag).shape != day.shape:
+            raise ValueError(f"flag {name!r} needs one value per search ({len(day)})")
+    frame = pd.DataFrame({name: np.asarray(f, dtype=float) for name, f in flags.items()})
+    out = frame.groupby(day).mean()
+    out.insert(0, "searches", pd.Series(day).value_counts().sort_index().to_numpy())
+    return out.rename_axis("day")
+
+
+def binomial_band(reference_rate: float, reference_n: int, n, z: float = 3.0):
+    """The band ``rate ± z`` standard errors for a day of ``n`` searches, around a reference.
+
+    The reference rate is smoothed by one success and one failure in ``reference_n`` searches
+    (a rate of exactly 0 would give a band of width 0). Returns ``(low, high)`` arrays.
+    """
+    if not 0 <= reference_rate <= 1 or reference_n < 1 or z <= 0:
+        raise ValueError("need a reference rate in [0, 1], reference_n >= 1 and z > 0")
+    n = np.asarray(n, dtype=float)
+    if (n < 1).any():
+        raise ValueError("every day needs at least one search")
+    p = (reference_rate * reference_n + 1) / (reference_n + 2)
+    half = z * np.sqrt(p * (1 - p) / n)
+    return np.clip(p - half, 0, 1), np.clip(p + half, 0, 1)
+
+
+def unknown_words(texts, day, known, top: int = 3) -> pd.DataFrame:
+    """Per day, the ``top`` most typed query words that are in none of the ``known`` sets."""
+    texts = _texts("texts", texts)
+    if len(texts) != len(day):
+        raise ValueError("give one day per text")
+    words = pd.DataFrame({"day": np.asarray(day), "word": [t.split() for t in texts]})
+    words = words.explode("word").dropna()
+    words = words[~words["word"].map(lambda w: any(w in k for k in known))]
+    counts = words.value_counts(["day", "word"]).rename("searches").reset_index()
+    counts = counts.sort_values(["day", "searches", "word"], ascending=[True, False, True])
+    return counts.groupby("day").head(top).set_index(["day", "word"])
+
+
+def expand_queries(texts, rules: Mapping[str, str]) -> list[str]:
+    """Each text with ``rules[word]`` appended for every word of it that has a rule."""
+    texts = _texts("texts", texts)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in rules.items()):
+        raise TypeError("rules must map words to words")
+    return [" ".join([t, *(rules[w] for w in t.split() if w in rules)]) for t in texts]
+
+
+def section_numbers(daily: pd.DataFrame, caught: Mapping, alarm_day: Mapping,
+                    recovered: pd.DataFrame, gains: Mapping, without_slang: float,
+                    tower_check: Mapping, rules: Mapping, support: pd.DataFrame,
+                    **settings) -> dict:
+    """The numbers the section's prose quotes, named ``mon_*`` (``settings``: ints as given).
+
+    ``daily`` holds the deployed and ``, fixed`` rates by day; ``caught`` the outcome of
+    ``evaluate_alarms`` per signal and ``alarm_day`` its day (None: never); ``recovered`` the
+    nDCG@10 per system (rows deployed, query expansion, retrained tower); ``gains`` the paired
+    intervals of each fix's gain; ``tower_check`` the tower's validation nDCG@10 (deployed,
+    retrained); ``rules`` the mined expansion rules and ``support`` the mined pairs' counts.
+    """
+    needed = {"deployed", "query expansion", "retrained tower"}
+    if not needed <= set(recovered.index) or not needed - {"deployed"} <= set(gains):
+        raise ValueError(f"recovered and gains need the systems {sorted(needed)}")
+    if not rules:
+        raise ValueError("no rule was mined: the section's prose needs one")
+    word, partner = next(iter(rules.items()))
+    fix_day = settings["fix_day"]
+    ctr, fixed_days = caught["CTR"], daily.index >= fix_day
+    out = {f"mon_{k}": v for k, v in settings.items()}
+    out |= {"mon_last_day": int(daily.index.max()),
+            "mon_zero_alarm_day": alarm_day["zero-result rate"],
+            "mon_zero_delay": caught["zero-result rate"]["delay"],
+            "mon_zero_peak": daily["zero-result rate"].max(),
+            "mon_zero_fixed": daily.loc[fixed_days, "zero-result rate, fixed"].max(),
+            "mon_ctr_verdict": (f"alarms on day {alarm_day['CTR']}" if ctr["detected"]
+                                else "never leaves its band"),
+            "mon_ctr_low": daily["CTR"].min(), "mon_ctr_high": daily["CTR"].max(),
+            "mon_rule_word": word, "mon_rule_partner": partner,
+            "mon_rule_support": int(support.loc[(support["word"] == word)
+                                                & (support["partner"] == partner),
+                                                "retries"].iloc[0]),
+            "mon_without_slang": without_slang,
+            "mon_tower_before": tower_check["deployed"],
+            "mon_tower_after": tower_check["retrained"]}
+    for name, key in (("deployed", "deployed"), ("query expansion", "expansion"),
+                      ("retrained tower", "retrained")):
+        out[f"mon_ndcg_{key}"] = recovered.loc[name, "nDCG@10"]
+        if name in gains:
+            out[f"mon_gain_{key}_low"], out[f"mon_gain_{key}_high"] = gains[name]
+    return out
+
+
+def plot_monitoring(axes, daily: pd.DataFrame, bands: Mapping, alarm_day, fix_day,
+                    recovered: pd.DataFrame, reference: float) -> None:
+    """The section's figure: two daily rates with their bands, alarm and fix day (``axes`` 0
+    and 1: columns of ``daily`` named as ``bands``' keys, a ``<name>, fixed`` column for the
+    fixed system), and nDCG@10 with 95 % intervals per system (``axes[2]``; ``recovered``
+    has columns nDCG@10, low, high) against a ``reference`` line."""
+    for ax, (name, (low, high)) in zip(axes[:2], bands.items()):
+        ax.fill_between(daily.index, low, high, color="0.85", step="mid", label="band")
+        ax.plot(daily.index, daily[name], "o-", color="#0072B2", label="deployed")
+        fixed = daily[f"{name}, fixed"].where(daily.index >= fix_day)
+        ax.plot(daily.index, fixed, "s--", color="#009E73", label="with the fix")
+        if alarm_day is not None:
+            ax.axvline(alarm_day, color="#D55E00", lw=1, label="first alarm")
+        ax.set(xlabel="day", title=name)
+    axes[0].legend(loc="upper left")
+    ax, y = axes[2], recovered["nDCG@10"].to_numpy()
+    err = np.vstack([y - recovered["low"].to_numpy(), recovered["high"].to_numpy() - y])
+    ax.barh(recovered.index[::-1], y[::-1], xerr=err[:, ::-1], color="#0072B2", capsize=3)
+    ax.axvline(reference, color="0.3", ls=":", label="football, reference days")
+    ax.set(xlabel="nDCG@10, slang searches after the fix day", xlim=(0, 1))
+    ax.legend(loc="upper right")

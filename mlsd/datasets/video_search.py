@@ -355,7 +355,22 @@ def grade_matrix(video_truth: pd.DataFrame) -> np.ndarray:
 
 def _intent_index(topics, concepts) -> np.ndarray:
     lookup = {intent: j for j, intent in enumerate(INTENTS)}
-    return np.array([lookup[(t, c)] for t, c in zip(topics, concepts)], dtype=np.int64)
+    try:
+        return np.array([lookup[(t, c)] for t, c in zip(topics, concepts)], dtype=np.int64)
+    except KeyError as error:
+        raise ValueError(f"not an intent of this world: {error.args[0]!r}") from None
+
+
+def intent_grades(world, intents: pd.DataFrame) -> np.ndarray:
+    """Hidden: the grade of every video for each row's intent, (len(intents), n_videos) int8.
+
+    ``intents`` has columns ``topic`` and ``concept`` (the hidden ``search_intents`` table, or
+    what :func:`new_slang` returns); ``world`` may be a world or its tables (:func:`new_uploads`).
+    """
+    missing = {"topic", "concept"} - set(intents.columns)
+    if missing:
+        raise ValueError(f"intents lacks the columns {sorted(missing)}")
+    return grade_matrix(all_tables(world)["video_truth"])[_intent_index(intents["topic"], intents["concept"])]
 
 
 def true_grades(world, query_ids) -> np.ndarray:
@@ -474,7 +489,7 @@ def clicks(world, search_intents: pd.DataFrame, shown, *, key: str = "clicks") -
         raise ValueError(f"shown must hold video ids 0..{n_videos - 1} or -1 for an empty slot")
     empty = shown < 0
     safe = np.where(empty, 0, shown)
-    grades = grade_matrix(t["video_truth"])[_intent_index(search_intents["topic"], search_intents["concept"])[:, None], safe]
+    grades = np.take_along_axis(intent_grades(t, search_intents), safe, axis=1)
     bait = t["video_truth"]["clickbait"].to_numpy()[safe]
     rng = make_rng(int(t["salt"]["salt"].iloc[0]) % 2**32, key, str(len(shown)))
     return _clicks(rng, grades, bait) & ~empty

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from mlsd._checks import check_finite, check_int
 
 __all__ = [
+    "service_app",
     "create_prediction_app",
     "BackgroundServer",
     "LoadTestResult",
@@ -169,6 +170,21 @@ def _checked_probabilities(probabilities, n: int) -> list[float]:
     return p.tolist()
 
 
+def service_app(title: str, model_version, max_body_bytes: int) -> FastAPI:
+    """A FastAPI app with what every service of the book has: a request body limited to
+    ``max_body_bytes`` (413 beyond), malformed JSON and invalid fields answered with a 422 that
+    does not echo the input, and ``GET /health`` -> ``{"status": "ok", "model_version": ...}``."""
+    app = FastAPI(title=title, version=str(model_version))
+    app.add_middleware(_BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "model_version": model_version}
+
+    return app
+
+
 def create_prediction_app(
     predict_proba: Callable[[pd.DataFrame], np.ndarray],
     schema: Mapping,
@@ -235,13 +251,7 @@ def create_prediction_app(
     )
     columns = list(schema)
 
-    app = FastAPI(title="mlsd prediction service", version=str(model_version))
-    app.add_middleware(_BodySizeLimit, max_bytes=max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok", "model_version": model_version}
+    app = service_app("mlsd prediction service", model_version, max_body_bytes)
 
     @app.post("/predict")
     def predict(body: PredictRequest):
