@@ -179,7 +179,38 @@ def slice_numbers(by_slice: pd.DataFrame, baseline: str, model: str) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- A/B analysis
+# --------------------------------------------------------------------------- results cache and A/B analysis
+
+
+def _texts(name: str, texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a sequence of query strings, not one string")
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"{name} must hold strings")
+    return texts
+
+
+def bag(text: str) -> str:
+    """A query's words, deduplicated and sorted: the key of a query as a bag of words."""
+    return " ".join(sorted(set(text.split())))
+
+
+def cached_search(search: Callable, texts, **kwargs) -> np.ndarray:
+    """``search(texts, **kwargs)`` computed once per distinct bag of words: a results cache.
+
+    The chapter's system ignores word order and repeats, so two searches with the same words get
+    the same page; this searches each distinct bag once and returns one row per text. (Only for
+    an engine of which that holds.)
+    """
+    texts = _texts("texts", texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    keys, rows = np.unique([bag(t) for t in texts], return_inverse=True)
+    pages = np.asarray(search(list(keys), **kwargs))
+    if len(pages) != len(keys):
+        raise ValueError(f"search returned {len(pages)} rows for {len(keys)} queries")
+    return pages[rows]
 
 
 def page_truth(world, intents: pd.DataFrame, pages) -> tuple[np.ndarray, np.ndarray]:
@@ -416,37 +447,6 @@ def create_search_app(search_one: Callable[[str, int], Sequence[int]], *, max_k:
 
 
 # --------------------------------------------------------------------------- monitoring: new slang
-
-
-def _texts(name: str, texts) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{name} must be a sequence of query strings, not one string")
-    texts = list(texts)
-    if not all(isinstance(t, str) for t in texts):
-        raise TypeError(f"{name} must hold strings")
-    return texts
-
-
-def bag(text: str) -> str:
-    """A query's words, deduplicated and sorted: the key of a query as a bag of words."""
-    return " ".join(sorted(set(text.split())))
-
-
-def cached_search(search: Callable, texts, **kwargs) -> np.ndarray:
-    """``search(texts, **kwargs)`` computed once per distinct bag of words: a results cache.
-
-    The chapter's system ignores word order and repeats, so two searches with the same words get
-    the same page; this searches each distinct bag once and returns one row per text. (Only for
-    an engine of which that holds.)
-    """
-    texts = _texts("texts", texts)
-    if not texts:
-        raise ValueError("texts is empty")
-    keys, rows = np.unique([bag(t) for t in texts], return_inverse=True)
-    pages = np.asarray(search(list(keys), **kwargs))
-    if len(pages) != len(keys):
-        raise ValueError(f"search returned {len(pages)} rows for {len(keys)} queries")
-    return pages[rows]
 
 
 def no_known_word(texts, *vocabularies) -> np.ndarray:
