@@ -257,6 +257,13 @@ def test_load_test_stops_at_max_seconds(server):
     assert result.seconds < 5
 
 
+def test_load_test_sends_the_first_request_even_if_the_budget_ran_out_while_starting(server):
+    # a budget shorter than starting a thread: on a loaded machine 0.2 s can be, too
+    result = load_test(server.url + "/predict", [{"instances": [VALID]}], n_requests=100,
+                       max_seconds=1e-9)
+    assert result.n_requests == 1 and result.status_codes.tolist() == [200]
+
+
 @pytest.mark.parametrize(
     "url, kwargs, message",
     [
