@@ -8,6 +8,7 @@ import pytest
 
 from mlsd.cases import video_search as case
 from mlsd.datasets import video_search as vs
+from mlsd.evaluation import experiments as ab
 from mlsd.systems.serving import BackgroundServer
 
 FIELDS = ("title", "tags", "description")
@@ -251,3 +252,22 @@ def test_create_search_app_validates_its_arguments():
         case.create_search_app("search")
     with pytest.raises(ValueError, match="max_k"):
         case.create_search_app(_engine, max_k=0)
+
+
+def test_online_numbers_glue_each_metric_and_the_sample_size():
+    rng = np.random.default_rng(0)
+    arms = []
+    for rate in (0.3, 0.4):
+        clicked = rng.random((400, 3)) < rate
+        arms.append((clicked, rng.integers(0, 4, clicked.shape), rng.random(clicked.shape) < 0.1))
+    online = case.online_metrics(*arms)
+    numbers = case.online_numbers(online, 800)
+    assert numbers["ab_searches"] == 800 and numbers["ab_per_arm"] == 400
+    ctr = online["searches with a click"]
+    assert numbers["ab_needed"] == ab.sample_size_two_proportions(ctr.rate_a, ctr.rate_b)
+    for short, result in zip(("ctr", "clicks", "success", "bait"), online.values()):
+        expected = ab.ab_numbers(f"ab_{short}", result)   # numbers, and Markdown phrases
+        assert set(expected) <= set(numbers)
+        assert all(numbers[k] == v for k, v in expected.items() if isinstance(v, (int, float)))
+    with pytest.raises(ValueError, match="online_metrics"):
+        case.online_numbers({"searches with a click": ctr}, 800)

@@ -34,6 +34,7 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = ["bag_of_words", "ndcg_at_10", "reciprocal_ranks", "candidate_recall", "ranking_from_pairs",
            "union_candidates", "rank_of", "top_videos", "slice_numbers", "cached_search", "page_truth", "online_metrics",
+           "online_numbers",
            "append_to_index", "rebound", "StageClock", "create_search_app", "no_known_word", "daily_rates",
            "binomial_band", "unknown_words", "expand_queries", "section_numbers", "plot_monitoring"]
 
@@ -268,6 +269,21 @@ def online_metrics(control, treatment, *, alpha: float = 0.05) -> dict:
              ab.two_proportion_test(good_c.sum(), len(c), good_t.sum(), len(t), alpha=alpha),
              ab.ratio_test(bait_c.sum(1), c.sum(1), bait_t.sum(1), t.sum(1), alpha=alpha))
     return dict(zip(ONLINE_METRICS, tests))
+
+
+def online_numbers(online: dict, n_searches: int) -> dict:
+    """The A/B section's numbers for the prose: each metric's ``ab_numbers`` under the prefixes
+    ``ab_ctr``, ``ab_clicks``, ``ab_success`` and ``ab_bait`` (in :data:`ONLINE_METRICS`' order),
+    the searches in all and in the treatment arm, and the searches per arm needed to detect the
+    observed difference in searches with a click (5 % level, 80 % power)."""
+    if list(online) != list(ONLINE_METRICS):
+        raise ValueError(f"online must be online_metrics' answer, with keys {ONLINE_METRICS}")
+    ctr = online[ONLINE_METRICS[0]]
+    numbers = {"ab_searches": check_int("n_searches", n_searches, minimum=1), "ab_per_arm": ctr.n_b,
+               "ab_needed": ab.sample_size_two_proportions(ctr.rate_a, ctr.rate_b)}
+    for short, result in zip(("ctr", "clicks", "success", "bait"), online.values()):
+        numbers |= ab.ab_numbers(f"ab_{short}", result)
+    return numbers
 
 
 # --------------------------------------------------------------------------- indexing
