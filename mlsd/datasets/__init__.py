@@ -18,6 +18,7 @@ from pathlib import Path
 from mlsd._checks import check_int
 from mlsd.datasets import (
     ad_click_prediction,
+    harmful_content,
     notifications,
     street_view_blurring,
     video_recommendation,
@@ -31,6 +32,7 @@ __all__ = ["GENERATORS", "World", "data_dir", "generate", "load", "write_all", "
 #: name -> (generator, the seed of the stored data)
 GENERATORS: dict[str, tuple[Callable[[int], World], int]] = {
     "ad_click_prediction": (ad_click_prediction.generate, ad_click_prediction.DEFAULT_SEED),
+    "harmful_content": (harmful_content.generate, harmful_content.DEFAULT_SEED),
     "notifications": (notifications.generate, notifications.DEFAULT_SEED),
     "street_view_blurring": (street_view_blurring.generate, street_view_blurring.DEFAULT_SEED),
     "video_recommendation": (video_recommendation.generate, video_recommendation.DEFAULT_SEED),
