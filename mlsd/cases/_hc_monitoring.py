@@ -24,7 +24,8 @@ from mlsd.evaluation.drift import evaluate_alarms
 from mlsd.evaluation.experiments import paired_bootstrap
 
 __all__ = ["decide_by_day", "daily_shares", "daily_recall", "reference_bands", "alarm_days",
-           "detect", "unknown_word_counts", "macro_ap_gain", "monitoring_numbers", "plot_monitoring"]
+           "detect", "unknown_word_counts", "macro_ap_gain", "monitoring_numbers",
+           "plot_monitoring"]
 
 
 def decide_by_day(p_harmful, day, costs: Mapping[str, tuple[float, float]], *,
@@ -173,9 +174,11 @@ def monitoring_numbers(daily: pd.DataFrame, caught: Mapping, drift_day: int, fix
     ``daily`` holds the daily signals (:func:`daily_shares`, plus a hidden ``recall`` and
     ``recall, retrained``); ``caught`` the :func:`mlsd.evaluation.drift.evaluate_alarms`
     outcome per signal, in the order unknown words, reported posts let through, overturned
-    appeals (quoted as ``mon_unknown_*``, ``mon_reported_*``, ``mon_overturned_*``); ``recovery`` the macro PR-AUC per row (``deployed, before the drift``,
-    ``deployed``, ``retrained``) with column ``macro PR-AUC``; ``gain`` the retrained
-    model's paired interval.
+    appeals (quoted as ``mon_unknown_*``, ``mon_reported_*``, ``mon_overturned_*``: the
+    verdict, the false alarms, the mean daily share before the drift and from it on);
+    ``recovery`` the macro PR-AUC per row (``deployed, before the drift``, ``deployed``,
+    ``retrained``) with column ``macro PR-AUC``; ``gain`` the retrained model's paired
+    interval.
     """
     needed = {"deployed, before the drift", "deployed", "retrained"}
     if len(caught) != 3:
