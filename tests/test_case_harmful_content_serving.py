@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlsd.cases import _hc_serving as srv
+from mlsd.cases import harmful_content as srv
 from mlsd.systems.serving import BackgroundServer
 
 LABELS = ["violence", "nudity", "hate", "spam", "self_harm"]

@@ -12,7 +12,6 @@ the slang monitor's daily rates, bands and figure; and the numbers the prose quo
 # runtime, and the request model is a local class built by create_search_app.
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -27,7 +26,8 @@ from mlsd.datasets import video_search as vs
 from mlsd.datasets.world import all_tables
 from mlsd.evaluation import experiments as ab
 from mlsd.evaluation.ranking import ndcg_at_k, top_k
-from mlsd.systems.serving import service_app
+from mlsd.evaluation.drift import binomial_band
+from mlsd.systems.serving import StageClock, service_app
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -362,52 +362,6 @@ def rebound(namespace: dict, **values):
 # --------------------------------------------------------------------------- timing
 
 
-class StageClock:
-    """Wall-clock milliseconds of each stage of a request path, request after request.
-
-    Use one ``with clock.stage(name):`` block per stage and request; :meth:`table` then
-    summarises each stage and the whole request (the sum of its stages)::
-
-        clock = StageClock()
-        for query in queries:
-            with clock.stage("retrieval"):
-                ...
-            with clock.stage("ranking"):
-                ...
-        clock.table()
-    """
-
-    def __init__(self):
-        self.ms: dict[str, list[float]] = {}
-
-    @contextmanager
-    def stage(self, name: str):
-        """Time the block and record it under ``name``."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a stage needs a non-empty name, got {name!r}")
-        start = time.perf_counter()
-        yield
-        self.ms.setdefault(name, []).append((time.perf_counter() - start) * 1000)
-
-    def table(self, total: str = "whole request") -> pd.DataFrame:
-        """Per stage (in the order first timed) and for ``total``: requests, mean, p50, p99, max ms.
-
-        Raises ``ValueError`` if nothing was timed or the stages were timed a different number
-        of times (a request that skipped a stage cannot be summed).
-        """
-        if not self.ms:
-            raise ValueError("no stage was timed")
-        sizes = {len(v) for v in self.ms.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"stages were timed unequal numbers of times: "
-                             f"{ {k: len(v) for k, v in self.ms.items()} }")
-        runs = {name: np.array(v) for name, v in self.ms.items()}
-        runs[total] = np.sum(list(runs.values()), axis=0)
-        return pd.DataFrame({name: {"requests": len(x), "mean ms": x.mean(),
-                                    "p50 ms": np.percentile(x, 50), "p99 ms": np.percentile(x, 99),
-                                    "max ms": x.max()} for name, x in runs.items()}).T
-
-
 # --------------------------------------------------------------------------- the HTTP app
 
 
@@ -485,22 +439,6 @@ def daily_rates(day, **flags) -> pd.DataFrame:
     out = frame.groupby(day).mean()
     out.insert(0, "searches", pd.Series(day).value_counts().sort_index().to_numpy())
     return out.rename_axis("day")
-
-
-def binomial_band(reference_rate: float, reference_n: int, n, z: float = 3.0):
-    """The band ``rate ± z`` standard errors for a day of ``n`` searches, around a reference.
-
-    The reference rate is smoothed by one success and one failure in ``reference_n`` searches
-    (a rate of exactly 0 would give a band of width 0). Returns ``(low, high)`` arrays.
-    """
-    if not 0 <= reference_rate <= 1 or reference_n < 1 or z <= 0:
-        raise ValueError("need a reference rate in [0, 1], reference_n >= 1 and z > 0")
-    n = np.asarray(n, dtype=float)
-    if (n < 1).any():
-        raise ValueError("every day needs at least one search")
-    p = (reference_rate * reference_n + 1) / (reference_n + 2)
-    half = z * np.sqrt(p * (1 - p) / n)
-    return np.clip(p - half, 0, 1), np.clip(p + half, 0, 1)
 
 
 def unknown_words(texts, day, known, top: int = 3) -> pd.DataFrame:

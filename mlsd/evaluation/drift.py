@@ -23,7 +23,7 @@ from scipy import stats
 
 from mlsd._checks import check_finite, check_finite_array, check_int
 
-__all__ = ["population_stability_index", "psi_categorical", "ks_test", "evaluate_alarms"]
+__all__ = ["population_stability_index", "psi_categorical", "ks_test", "evaluate_alarms", "binomial_band"]
 
 #: proportions are floored at this value before the log in the PSI (see its docstring)
 PSI_EPS = 1e-6
@@ -200,3 +200,19 @@ def evaluate_alarms(alarms, change_at: int | None) -> dict:
         "false_alarms": int(before.sum()),
         "false_alarm_rate": float(before.mean()) if change_at else float("nan"),
     }
+
+
+def binomial_band(reference_rate: float, reference_n: int, n, z: float = 3.0):
+    """The band ``rate ± z`` standard errors for a day of ``n`` searches, around a reference.
+
+    The reference rate is smoothed by one success and one failure in ``reference_n`` searches
+    (a rate of exactly 0 would give a band of width 0). Returns ``(low, high)`` arrays.
+    """
+    if not 0 <= reference_rate <= 1 or reference_n < 1 or z <= 0:
+        raise ValueError("need a reference rate in [0, 1], reference_n >= 1 and z > 0")
+    n = np.asarray(n, dtype=float)
+    if (n < 1).any():
+        raise ValueError("every day needs at least one search")
+    p = (reference_rate * reference_n + 1) / (reference_n + 2)
+    half = z * np.sqrt(p * (1 - p) / n)
+    return np.clip(p - half, 0, 1), np.clip(p + half, 0, 1)

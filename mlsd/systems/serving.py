@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -52,6 +53,7 @@ __all__ = [
     "open_loop_load_test",
     "latency_summary",
     "check_loopback_url",
+    "StageClock",
 ]
 
 # A library does not print log records unless the application configures logging; without this,
@@ -668,3 +670,49 @@ def latency_summary(latencies_ms) -> dict:
         "p99_ms": float(p99),
         "max_ms": float(x.max()),
     }
+
+
+class StageClock:
+    """Wall-clock milliseconds of each stage of a request path, request after request.
+
+    Use one ``with clock.stage(name):`` block per stage and request; :meth:`table` then
+    summarises each stage and the whole request (the sum of its stages)::
+
+        clock = StageClock()
+        for query in queries:
+            with clock.stage("retrieval"):
+                ...
+            with clock.stage("ranking"):
+                ...
+        clock.table()
+    """
+
+    def __init__(self):
+        self.ms: dict[str, list[float]] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time the block and record it under ``name``."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a stage needs a non-empty name, got {name!r}")
+        start = time.perf_counter()
+        yield
+        self.ms.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+
+    def table(self, total: str = "whole request") -> pd.DataFrame:
+        """Per stage (in the order first timed) and for ``total``: requests, mean, p50, p99, max ms.
+
+        Raises ``ValueError`` if nothing was timed or the stages were timed a different number
+        of times (a request that skipped a stage cannot be summed).
+        """
+        if not self.ms:
+            raise ValueError("no stage was timed")
+        sizes = {len(v) for v in self.ms.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"stages were timed unequal numbers of times: "
+                             f"{ {k: len(v) for k, v in self.ms.items()} }")
+        runs = {name: np.array(v) for name, v in self.ms.items()}
+        runs[total] = np.sum(list(runs.values()), axis=0)
+        return pd.DataFrame({name: {"requests": len(x), "mean ms": x.mean(),
+                                    "p50 ms": np.percentile(x, 50), "p99 ms": np.percentile(x, 99),
+                                    "max ms": x.max()} for name, x in runs.items()}).T
