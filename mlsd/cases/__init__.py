@@ -17,6 +17,9 @@ into arrays, its evaluation harness, its serving glue and its figures live here,
   ranking metrics with the ideal over the whole corpus, candidate tables and rankings from
   scored pairs, the A/B analysis, appending uploads to the inverted index, the stage clock and
   the search app, the slang monitor's daily rates, bands and figure.
+- :mod:`~mlsd.cases.harmful_content` -- Chapter 8: macro average precision and its weighted
+  scorer for the bootstrap, the review queue's counts, the Bayes decision under a cost matrix
+  and a review capacity, the scoring server and its SQLite review queue, the adversary monitor.
 - :mod:`~mlsd.cases.video_recommendation` -- Chapter 9: the log as arrays at a cut-off, the
   ranker's feature rows and labels, the judge of lists, the feed server, the drift monitor,
   the retraining cadences and the feedback-loop simulation.
