@@ -204,7 +204,7 @@ def cost_table(decisions: Mapping[str, np.ndarray], harmful, costs: Mapping[str,
                       "harmful left up": int((harmful & (actions == "allow")).sum()),
                       "harmless removed": int((~harmful & (actions == "remove")).sum()),
                       "cost per post": float(per_post.mean())}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T.astype({"harmful left up": int, "harmless removed": int})
 
 
 def cost_numbers(costs: pd.DataFrame, baseline: str, model: str, oracle: str) -> dict:
