@@ -27,6 +27,7 @@ from mlsd._checks import check_int
 from mlsd.evaluation.drift import binomial_band, evaluate_alarms
 from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.metrics import average_precision
+from mlsd.systems.feature_store import SQLiteStore
 from mlsd.systems.serving import service_app
 
 __all__ = ["average_precision", "macro_average_precision", "macro_ap_scorer", "any_harm",
@@ -405,7 +406,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
 """
 
 
-class ReviewStore:
+class ReviewStore(SQLiteStore):
     """The review queue and the reviewers' verdicts, in a SQLite database at ``path``.
 
     Table ``queue`` holds each queued post with its day, its priority (the order reviewers
@@ -422,19 +423,8 @@ class ReviewStore:
                 or len(set(self.labels)) < len(self.labels):
             raise ValueError(f"labels must be distinct identifiers, got {self.labels!r}")
         columns = ", ".join(f"{label} INTEGER NOT NULL CHECK ({label} IN (0, 1))" for label in self.labels)
-        self._db = sqlite3.connect(str(path))
+        super().__init__(path, _SCHEMA.format(labels=columns))
         self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.executescript(_SCHEMA.format(labels=columns))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """Close the database (a file stays)."""
-        self._db.close()
 
     def add(self, day: int, post_ids, priorities, p_harmful) -> int:
         """Queue ``post_ids`` on ``day`` with their priorities and P(harm); returns how many.

@@ -31,7 +31,6 @@ y1..y2-1 (detections' boxes are floats in the same pixel coordinates).
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ from mlsd.datasets import street_view_blurring as world_module
 from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.metrics import (DetectionMatches, average_precision_of_matches, iou_matrix,
                                      match_detections)
+from mlsd.systems.feature_store import SQLiteStore
 
 #: pyramid scales: a face 12, 16, 20 or 24 pixels tall becomes 16 (a plate 18-36 wide becomes 24)
 LEVELS = (4 / 3, 1.0, 0.8, 2 / 3)
@@ -747,7 +747,7 @@ ORDER BY photo_id, change, x1, y1, x2, y2
 """
 
 
-class BlurStore:
+class BlurStore(SQLiteStore):
     """The published blurs of every model version, in a SQLite database at ``path``.
 
     Table ``detections`` holds each version's detections with their boxes rounded outward to
@@ -759,18 +759,7 @@ class BlurStore:
     """
 
     def __init__(self, path):
-        self._db = sqlite3.connect(str(path))
-        self._db.executescript(_SCHEMA)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """Close the database (the file stays)."""
-        self._db.close()
+        super().__init__(path, _SCHEMA)
 
     def versions(self) -> list[str]:
         """The model versions written, sorted."""

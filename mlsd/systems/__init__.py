@@ -11,5 +11,6 @@
 - :mod:`~mlsd.systems.reranking` -- the product's rules after the ranker: a cap per group, blocked
   items, a boost, demotion, lists cut to their first kept items.
 - :mod:`~mlsd.systems.feature_store` -- a timed SQLite store: tables written whole by a batch
-  job, read by key (a point lookup, a key-prefix scan, the rows of a list of keys) at request time.
+  job, read by key (a point lookup, a key-prefix scan, the rows of a list of keys) at request time;
+  its base, the SQLite connection every store of the book opens, closes and uses in a ``with``.
 """

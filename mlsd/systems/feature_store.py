@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["FeatureStore"]
+__all__ = ["SQLiteStore", "FeatureStore"]
 
 _CHUNK = 500  # keys per IN (...) query: well under SQLite's limit on bound variables
 
@@ -52,7 +52,35 @@ def _sql_type(dtype) -> str:
     return "TEXT"
 
 
-class FeatureStore:
+class SQLiteStore:
+    """A store in one SQLite database at ``path``: opened on creation, closed by :meth:`close`.
+
+    The base of the book's stores (this feature store, chapter 6's blur store, chapter 8's
+    review queue): ``schema``, a script of SQL statements, is run once on opening (``CREATE
+    ... IF NOT EXISTS`` keeps an existing file's tables). ``":memory:"`` keeps the database in
+    memory. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path, schema: str = ""):
+        if not isinstance(path, (str, Path)):
+            raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+        self.path = path
+        self._db = sqlite3.connect(str(path))
+        if schema:
+            self._db.executescript(schema)
+
+    def close(self) -> None:
+        """Close the connection (a file stays)."""
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FeatureStore(SQLiteStore):
     """Tables of features in one SQLite file, written whole and read by key.
 
     Parameters
@@ -67,10 +95,7 @@ class FeatureStore:
     """
 
     def __init__(self, path):
-        if not isinstance(path, (str, Path)):
-            raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
-        self.path = path
-        self._db = sqlite3.connect(str(path))
+        super().__init__(path)
         self.timings: dict[str, list[float]] = defaultdict(list)
 
     # ------------------------------------------------------------------ schema
@@ -180,16 +205,6 @@ class FeatureStore:
         """The size of the database in bytes (pages x page size: the file's size once written)."""
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         return int(pages * self._db.execute("PRAGMA page_size").fetchone()[0])
-
-    def close(self) -> None:
-        """Close the connection (the file stays)."""
-        self._db.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _quote(name: str) -> str:
