@@ -72,18 +72,6 @@ def test_daily_rates_counts_searches_and_averages_each_flag():
         case.daily_rates([1, 2])
 
 
-def test_binomial_band_is_smoothed_and_narrows_with_more_searches():
-    low, high = case.binomial_band(0.0, 98, [10, 1000])
-    p = 1 / 100                                      # one success in 98 + 2
-    assert np.allclose(high, p + 3 * np.sqrt(p * (1 - p) / np.array([10, 1000])))
-    assert low[0] == 0 < low[1] < p < high[1] < high[0]
-    low, high = case.binomial_band(0.5, 10_000, 100, z=2)
-    assert low == pytest.approx(0.4, abs=1e-3) and high == pytest.approx(0.6, abs=1e-3)
-    for bad in ((1.5, 10, 5), (0.5, 0, 5), (0.5, 10, 0)):
-        with pytest.raises(ValueError):
-            case.binomial_band(*bad)
-
-
 def test_unknown_words_ranks_words_by_day_and_skips_known_ones():
     texts = ["footy goals", "footy", "zzz footy", "goals", "zzz"]
     out = case.unknown_words(texts, [1, 1, 1, 2, 2], [{"goals": 0}], top=1)

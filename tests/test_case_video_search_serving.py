@@ -166,40 +166,6 @@ def test_rebound_refuses_unknown_names_and_a_non_dict():
             pass
 
 
-# --------------------------------------------------------------------------- StageClock
-
-
-def test_stage_clock_sums_stages_into_the_whole_request():
-    clock = case.StageClock()
-    for _ in range(3):
-        with clock.stage("a"):
-            pass
-        with clock.stage("b"):
-            sum(range(1000))
-    table = clock.table()
-    assert list(table.index) == ["a", "b", "whole request"]
-    assert (table["requests"] == 3).all()
-    assert table.loc["whole request", "mean ms"] == pytest.approx(table["mean ms"].iloc[:2].sum())
-    assert (table[["mean ms", "p50 ms", "p99 ms", "max ms"]] >= 0).all().all()
-
-
-def test_stage_clock_refuses_unequal_stages_nothing_timed_and_nameless_stages():
-    clock = case.StageClock()
-    with pytest.raises(ValueError, match="no stage"):
-        clock.table()
-    with clock.stage("a"):
-        pass
-    with clock.stage("a"):
-        pass
-    with clock.stage("b"):
-        pass
-    with pytest.raises(ValueError, match="unequal"):
-        clock.table()
-    with pytest.raises(ValueError, match="non-empty name"):
-        with clock.stage(""):
-            pass
-
-
 # --------------------------------------------------------------------------- the app
 
 

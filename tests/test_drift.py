@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlsd.evaluation.drift import evaluate_alarms, ks_test, population_stability_index, psi_categorical
+from mlsd.evaluation.drift import (binomial_band, evaluate_alarms, ks_test, population_stability_index,
+                                   psi_categorical)
 
 EPS = 1e-6  # the default floor of the PSI functions
 
@@ -238,3 +239,15 @@ def test_ks_test_rejects_bad_input():
 def test_evaluate_alarms_rejects_bad_input(alarms, change_at, error, match):
     with pytest.raises(error, match=match):
         evaluate_alarms(alarms, change_at)
+
+
+def test_binomial_band_is_smoothed_and_narrows_with_more_searches():
+    low, high = binomial_band(0.0, 98, [10, 1000])
+    p = 1 / 100                                      # one success in 98 + 2
+    assert np.allclose(high, p + 3 * np.sqrt(p * (1 - p) / np.array([10, 1000])))
+    assert low[0] == 0 < low[1] < p < high[1] < high[0]
+    low, high = binomial_band(0.5, 10_000, 100, z=2)
+    assert low == pytest.approx(0.4, abs=1e-3) and high == pytest.approx(0.6, abs=1e-3)
+    for bad in ((1.5, 10, 5), (0.5, 0, 5), (0.5, 10, 0)):
+        with pytest.raises(ValueError):
+            binomial_band(*bad)

@@ -13,8 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlsd.systems.serving import (BackgroundServer, check_loopback_url, create_prediction_app,
-                                  latency_summary, load_test, open_loop_load_test)
+from mlsd.systems.serving import (BackgroundServer, StageClock, check_loopback_url,
+                                  create_prediction_app, latency_summary, load_test,
+                                  open_loop_load_test)
 
 SCHEMA = {
     "device": ("ios", "android", "web"),
@@ -388,3 +389,37 @@ def test_the_load_generators_accept_the_ipv6_loopback():
     """Nothing listens there: the request fails (status 0), but the URL is not refused."""
     result = load_test("http://[::1]:9/predict", [{}], n_requests=1, timeout=0.5)
     assert result.n_requests == 1 and result.errors == 1
+
+
+# --------------------------------------------------------------------------- StageClock
+
+
+def test_stage_clock_sums_stages_into_the_whole_request():
+    clock = StageClock()
+    for _ in range(3):
+        with clock.stage("a"):
+            pass
+        with clock.stage("b"):
+            sum(range(1000))
+    table = clock.table()
+    assert list(table.index) == ["a", "b", "whole request"]
+    assert (table["requests"] == 3).all()
+    assert table.loc["whole request", "mean ms"] == pytest.approx(table["mean ms"].iloc[:2].sum())
+    assert (table[["mean ms", "p50 ms", "p99 ms", "max ms"]] >= 0).all().all()
+
+
+def test_stage_clock_refuses_unequal_stages_nothing_timed_and_nameless_stages():
+    clock = StageClock()
+    with pytest.raises(ValueError, match="no stage"):
+        clock.table()
+    with clock.stage("a"):
+        pass
+    with clock.stage("a"):
+        pass
+    with clock.stage("b"):
+        pass
+    with pytest.raises(ValueError, match="unequal"):
+        clock.table()
+    with pytest.raises(ValueError, match="non-empty name"):
+        with clock.stage(""):
+            pass
