@@ -18,6 +18,7 @@ from pathlib import Path
 from mlsd._checks import check_int
 from mlsd.datasets import (
     ad_click_prediction,
+    event_recommendation,
     harmful_content,
     notifications,
     street_view_blurring,
@@ -32,6 +33,7 @@ __all__ = ["GENERATORS", "World", "data_dir", "generate", "load", "write_all", "
 #: name -> (generator, the seed of the stored data)
 GENERATORS: dict[str, tuple[Callable[[int], World], int]] = {
     "ad_click_prediction": (ad_click_prediction.generate, ad_click_prediction.DEFAULT_SEED),
+    "event_recommendation": (event_recommendation.generate, event_recommendation.DEFAULT_SEED),
     "harmful_content": (harmful_content.generate, harmful_content.DEFAULT_SEED),
     "notifications": (notifications.generate, notifications.DEFAULT_SEED),
     "street_view_blurring": (street_view_blurring.generate, street_view_blurring.DEFAULT_SEED),
