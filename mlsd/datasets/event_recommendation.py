@@ -97,8 +97,8 @@ KNOBS = {
 WHY = {
     "n_users": "2,000 users give a test week of about 2,000 x 280 pairs: enough for a tight interval, "
                "fast enough for a notebook on two cores",
-    "active_share, feed_size": "a user sees about 170 events in 12 weeks and registers for about 14: "
-                               "a taste estimated from 14 registrations is the gap the chapter studies",
+    "active_share, feed_size": "a user sees about 170 events in 12 weeks and registers for about 12: "
+                               "a taste estimated from a dozen registrations is the gap the chapter studies",
     "explore": "two random slots per feed: the log holds some unbiased impressions",
     "style_weight": "a taste no profile field shows (style); only co-registration reveals it",
     "pair_noise_sd": "a per-pair effect nobody can learn: the oracle ranks without it",
@@ -134,12 +134,14 @@ COLUMNS = {
     "impressions.position": "its place in the feed, 0 first",
     "impressions.source": "rule (the old feed's rule) or explore (uniformly at random)",
     "impressions.registered": "1 if the user registered (on that day, from that impression)",
-    "user_truth.taste_<category>": "hidden: the user's taste for each category (logit scale)",
+    "user_truth.user_id": "hidden: the user",
+    **{f"user_truth.taste_{c}": f"hidden: the user's taste for {c} events (logit scale)" for c in CATEGORIES},
     "user_truth.reach_km": "hidden: travel tolerance (the logit falls by 1 per reach_km)",
     "user_truth.price_sensitivity": "hidden: the logit falls by this x log(1 + price)",
     "user_truth.slot": "hidden: the preferred time of the week",
     "user_truth.style_1": "hidden: first coordinate of the user's style",
     "user_truth.style_2": "hidden: second coordinate",
+    "host_truth.host_id": "hidden: the host",
     "host_truth.quality": "hidden: the host's quality (logit scale)",
     "host_truth.style_1": "hidden: first coordinate of the host's style",
     "host_truth.style_2": "hidden: second coordinate",
@@ -261,15 +263,17 @@ def friends_registered(friends: sparse.csr_matrix, registrations: pd.DataFrame, 
     offsets = np.arange(len(told)) - np.repeat(np.cumsum(counts) - counts, counts)
     who = coo.indices[starts[told] + offsets]
     n_events = int(max(reg[:, 1].max(initial=0), e.max(initial=0))) + 1
-    key = who * n_events + reg[told, 1]
-    order = np.lexsort((reg[told, 2], key))
-    key, when = key[order], reg[told, 2][order]
-    query = u * n_events + e
-    lo = np.searchsorted(key, query, side="left")
-    # within one key the days are sorted: count the days < day
-    composite = key.astype(np.float64) * 1e4 + when
-    hi = np.searchsorted(composite, query.astype(np.float64) * 1e4 + day, side="left")
-    return np.maximum(hi - lo, 0)
+    when = reg[told, 2]
+    # one integer per (user told, event, day), so that a sorted array answers "how many
+    # before this day" with two binary searches
+    span = int(max(when.max(initial=0), day.max(initial=0))) + 2
+    if coo.shape[0] * n_events * span >= 2**62:
+        raise ValueError("too many users, events or days for friends_registered's 64-bit keys")
+    told_keys = np.sort((who * n_events + reg[told, 1]) * span + when)
+    query = (u * n_events + e) * span
+    lo = np.searchsorted(told_keys, query, side="left")
+    hi = np.searchsorted(told_keys, query + np.maximum(day, 0), side="left")   # days < day
+    return hi - lo
 
 
 def true_logit(world: World, user_ids, event_ids, day: int, *, noise: bool = True,
@@ -346,7 +350,7 @@ def ranking_task(world: World, cutoff: int = CUTOFF_DAY, max_km: float = 50.0) -
     p_clean = sigmoid(_logit(t, u, e, cutoff, friends, noise=False))
     rng = make_rng(world.seed, NAME, "labels", str(cutoff))
     pairs = pd.DataFrame({"user_id": u, "event_id": e, "distance_km": dist, "p": p,
-                          "p_no_noise": p_clean, "registered": (rng.random(len(p)) < p).astype(np.int8)})
+                          "p_no_noise": p_clean, "registered": (rng.random(len(p)) < p).astype(np.int64)})
     return RankingTask(cutoff, pairs, new)
 
 
@@ -496,7 +500,7 @@ def _simulate(seed: int, people: dict, salt: int, days: range, taste_shift=None,
         position = np.tile(np.arange(k["feed_size"]), len(active))[ok]
         source = np.where(position < n_rule, "rule", "explore")
         log.append(pd.DataFrame({"day": day, "user_id": u, "event_id": e, "position": position,
-                                 "source": source, "registered": hit.astype(np.int8)}))
+                                 "source": source, "registered": hit.astype(np.int64)}))
         reg_users.append(u[hit])
         reg_events.append(e[hit])
     return pd.concat(frames, ignore_index=True), log
