@@ -513,11 +513,22 @@ def test_a_taste_shift_moves_registrations_of_the_shifted_categories(world, cont
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(n_days=0), ValueError, "n_days must be >= 1"),
     (dict(n_days=1.5), TypeError, "n_days must be an integer"),
-    (dict(taste_shift=np.zeros(3), shift_day=84), ValueError, "one number per category"),
-    (dict(taste_shift=np.zeros((2, 8)), shift_day=84), ValueError, "one number per category"),
+    (dict(taste_shift=np.zeros(3), shift_day=84), ValueError, "one finite number per category"),
+    (dict(taste_shift=np.zeros((2, 8)), shift_day=84), ValueError, "one finite number per category"),
     (dict(taste_shift=np.zeros(8)), ValueError, "give shift_day"),
 ])
 def test_live_days_refuses_bad_arguments(world, kwargs, error, message):
     args = dict(n_days=2) | kwargs
     with pytest.raises(error, match=message):
         er.live_days(world, **args)
+
+
+def test_true_logit_takes_one_day_per_pair(world):
+    u, e = np.array([0, 1, 2]), np.array([5, 6, 7])
+    days = np.array([10, 11, 12])
+    each = np.concatenate([er.true_logit(world, u[[i]], e[[i]], int(d)) for i, d in enumerate(days)])
+    assert np.array_equal(er.true_logit(world, u, e, days), each)
+    with pytest.raises(ValueError, match="one shape"):
+        er.true_logit(world, u, e, days[:2])
+    with pytest.raises(ValueError, match="whole numbers"):
+        er.true_logit(world, u, e, np.array([1.5, 2.0, 3.0]))

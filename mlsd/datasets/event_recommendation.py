@@ -276,19 +276,26 @@ def friends_registered(friends: sparse.csr_matrix, registrations: pd.DataFrame, 
     return hi - lo
 
 
-def true_logit(world: World, user_ids, event_ids, day: int, *, noise: bool = True,
+def true_logit(world: World, user_ids, event_ids, day, *, noise: bool = True,
                registrations: pd.DataFrame | None = None) -> np.ndarray:
-    """The true logit of registering for each (user, event) pair if shown on ``day``.
+    """The true logit of registering for each (user, event) pair if shown on ``day`` (one day
+    for all pairs, or one per pair).
 
     Friends registered so far are read from ``registrations`` (default: the log's). With
     ``noise=False`` the pair noise is left out: the best any model could know.
     """
-    day = check_int("day", day, minimum=0)
+    if np.ndim(day) == 0:
+        day = check_int("day", day, minimum=0)
+    else:
+        day = np.asarray(day)
+        if day.dtype.kind not in "iu" or (day < 0).any():
+            raise ValueError("day must hold whole numbers >= 0")
     t = truth_of(world)
     u = np.asarray(user_ids, dtype=np.int64)
     e = np.asarray(event_ids, dtype=np.int64)
-    if u.shape != e.shape:
-        raise ValueError(f"user_ids and event_ids must have one shape, got {u.shape} and {e.shape}")
+    if u.shape != e.shape or np.ndim(day) and np.shape(day) != u.shape:
+        raise ValueError(f"user_ids, event_ids (and day, if not one) must have one shape, got "
+                         f"{u.shape}, {e.shape} and {np.shape(day)}")
     if len(u) and (u.min() < 0 or u.max() >= len(t.home)):
         raise ValueError("a user id is out of range")
     if len(e) and (e.min() < 0 or e.max() >= len(t.event_host)):
@@ -325,11 +332,18 @@ class RankingTask:
     events: np.ndarray
 
 
-def ranking_task(world: World, cutoff: int = CUTOFF_DAY, max_km: float = 50.0) -> RankingTask:
-    """The evaluation protocol at ``cutoff`` (see :class:`RankingTask`); hidden truth inside."""
+def ranking_task(world: World, cutoff: int = CUTOFF_DAY, max_km: float = 50.0, *, users=None,
+                 taste_shift=None, shift_day: int | None = None) -> RankingTask:
+    """The evaluation protocol at ``cutoff`` (see :class:`RankingTask`); hidden truth inside.
+
+    ``users`` keeps only those users' candidates (a sample, to save time). ``taste_shift`` and
+    ``shift_day`` are :func:`live_days`'s season: from ``shift_day`` on, the shift of each
+    pair's category is in its true logit (with and without the noise), and so in its label.
+    """
     cutoff = check_int("cutoff", cutoff, minimum=WEEK)
     if not 0 < max_km:
         raise ValueError(f"max_km must be positive, got {max_km}")
+    shift = _checked_shift(taste_shift, shift_day)
     t = truth_of(world)
     events, log = world.observed["events"], world.observed["impressions"]
     created, start = events["created_day"].to_numpy(), events["start_day"].to_numpy()
@@ -338,7 +352,10 @@ def ranking_task(world: World, cutoff: int = CUTOFF_DAY, max_km: float = 50.0) -
         raise ValueError(f"no event was created in the week before day {cutoff}")
     before = log[log["day"] < cutoff]
     reg = registrations_of(before)
-    u, e = np.meshgrid(np.arange(len(t.home)), new, indexing="ij")
+    who = np.arange(len(t.home)) if users is None else np.unique(np.asarray(users, dtype=np.int64))
+    if len(who) and (who[0] < 0 or who[-1] >= len(t.home)):
+        raise ValueError("a user id is out of range")
+    u, e = np.meshgrid(who, new, indexing="ij")
     u, e = u.ravel(), e.ravel()
     dist = np.hypot(*(t.home[u] - t.event_place[e]).T)
     n_events = len(t.event_host)
@@ -346,8 +363,9 @@ def ranking_task(world: World, cutoff: int = CUTOFF_DAY, max_km: float = 50.0) -
     keep = (dist <= max_km) & ~np.isin(u * n_events + e, seen)
     u, e, dist = u[keep], e[keep], dist[keep]
     friends = friends_registered(t.friends, reg, u, e, cutoff)
-    p = sigmoid(_logit(t, u, e, cutoff, friends))
-    p_clean = sigmoid(_logit(t, u, e, cutoff, friends, noise=False))
+    season = shift if shift is not None and cutoff >= shift_day else None
+    p = sigmoid(_logit(t, u, e, cutoff, friends, taste_shift=season))
+    p_clean = sigmoid(_logit(t, u, e, cutoff, friends, noise=False, taste_shift=season))
     rng = make_rng(world.seed, NAME, "labels", str(cutoff))
     pairs = pd.DataFrame({"user_id": u, "event_id": e, "distance_km": dist, "p": p,
                           "p_no_noise": p_clean, "registered": (rng.random(len(p)) < p).astype(np.int64)})
@@ -532,6 +550,19 @@ def generate(seed: int = DEFAULT_SEED) -> World:
     return world
 
 
+def _checked_shift(taste_shift, shift_day):
+    """A season's shift as an array (or None), checked."""
+    if taste_shift is None:
+        return None
+    taste_shift = np.asarray(taste_shift, dtype=float)
+    if taste_shift.shape != (len(CATEGORIES),) or not np.isfinite(taste_shift).all():
+        raise ValueError(f"taste_shift needs one finite number per category ({len(CATEGORIES)})")
+    if shift_day is None:
+        raise ValueError("give shift_day with taste_shift")
+    check_int("shift_day", shift_day, minimum=0)
+    return taste_shift
+
+
 def live_days(world: World, n_days: int, *, taste_shift=None, shift_day: int | None = None):
     """The world continued past the log for ``n_days`` under the old feed: (events, impressions).
 
@@ -540,12 +571,7 @@ def live_days(world: World, n_days: int, *, taste_shift=None, shift_day: int | N
     tables hold the log's days too (the first rows equal the stored ones).
     """
     n_days = check_int("n_days", n_days, minimum=1)
-    if taste_shift is not None:
-        taste_shift = np.asarray(taste_shift, dtype=float)
-        if taste_shift.shape != (len(CATEGORIES),):
-            raise ValueError(f"taste_shift needs one number per category ({len(CATEGORIES)})")
-        if shift_day is None:
-            raise ValueError("give shift_day with taste_shift")
+    taste_shift = _checked_shift(taste_shift, shift_day)
     people = {name: world.observed[name] for name in ("users", "friends", "hosts", "follows")}
     people.update(user_truth=world.hidden["user_truth"], host_truth=world.hidden["host_truth"])
     salt = int(world.hidden["salts"]["pair_noise_salt"].iloc[0])
