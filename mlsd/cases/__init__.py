@@ -23,6 +23,9 @@ into arrays, its evaluation harness, its serving glue and its figures live here,
 - :mod:`~mlsd.cases.video_recommendation` -- Chapter 9: the log as arrays at a cut-off, the
   ranker's feature rows and labels, the judge of lists, the feed server, the drift monitor,
   the retraining cadences and the feedback-loop simulation.
+- :mod:`~mlsd.cases.event_recommendation` -- Chapter 10: the as-of join, AP@k and nDCG@k for
+  every user at once, the nightly batch tables, the live registrations store, the k-d tree of
+  open events and the feed app, the season's daily signals, alarms, weekly MAP and paired gain.
 - :mod:`~mlsd.cases.ad_click_prediction` -- Chapter 11: the joined log and its hashed feature
   keys, the vocabulary and the serving model, the tree table and leaf features, the auction
   harness and its replayed A/B test, the feature-store batch job and request path, the click
