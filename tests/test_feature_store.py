@@ -90,3 +90,28 @@ def test_bad_input_names_the_problem(store):
         store.write("t", {"k": [1]}, key=["k"])
     with pytest.raises(TypeError, match="path"):
         FeatureStore(3)
+
+
+def test_only_a_shared_store_may_be_used_from_another_thread():
+    import sqlite3
+    import threading
+
+    frame = pd.DataFrame({"user_id": [1, 2], "clicks": [3, 4]})
+    outcomes = {}
+    for shared in (False, True):
+        with FeatureStore(":memory:", shared=shared) as store:
+            store.write("users", frame, ["user_id"])
+
+            def read():
+                try:
+                    outcomes[shared] = store.lookup("users", ["clicks"], user_id=2)
+                except sqlite3.ProgrammingError as error:
+                    outcomes[shared] = error
+
+            worker = threading.Thread(target=read)
+            worker.start()
+            worker.join()
+    assert isinstance(outcomes[False], sqlite3.ProgrammingError)
+    assert outcomes[True] == [(4,)]
+    with pytest.raises(TypeError, match="shared"):
+        FeatureStore(":memory:", shared="yes")

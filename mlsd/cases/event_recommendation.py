@@ -424,9 +424,7 @@ class SharedFeatureStore(FeatureStore):
     """
 
     def __init__(self, path=":memory:"):
-        super().__init__(path)
-        self._db.close()
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        super().__init__(path, shared=True)
 
 
 # --------------------------------------------------------------------------- the live tables
@@ -462,10 +460,7 @@ class LiveStore(SQLiteStore):
     """
 
     def __init__(self, path=":memory:"):
-        super().__init__(path)
-        self._db.close()
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.executescript(_LIVE_SCHEMA)
+        super().__init__(path, _LIVE_SCHEMA, shared=True)
 
     def load(self, registrations: pd.DataFrame, friends: pd.DataFrame,
              follows: pd.DataFrame) -> dict:

@@ -59,13 +59,19 @@ class SQLiteStore:
     review queue): ``schema``, a script of SQL statements, is run once on opening (``CREATE
     ... IF NOT EXISTS`` keeps an existing file's tables). ``":memory:"`` keeps the database in
     memory. Use it as a context manager, or call :meth:`close`.
+
+    SQLite's Python driver refuses a connection made in another thread; ``shared=True`` allows
+    it, for a web server's worker threads, and the caller then lets one thread at a time use
+    the store (a lock around each request).
     """
 
-    def __init__(self, path, schema: str = ""):
+    def __init__(self, path, schema: str = "", *, shared: bool = False):
         if not isinstance(path, (str, Path)):
             raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+        if not isinstance(shared, bool):
+            raise TypeError(f"shared must be True or False, got {shared!r}")
         self.path = path
-        self._db = sqlite3.connect(str(path))
+        self._db = sqlite3.connect(str(path), check_same_thread=not shared)
         if schema:
             self._db.executescript(schema)
 
@@ -87,6 +93,8 @@ class FeatureStore(SQLiteStore):
     ----------
     path : str or pathlib.Path
         The SQLite file (created if missing). ``":memory:"`` keeps it in memory.
+    shared : bool
+        Let other threads use the connection, one at a time (see :class:`SQLiteStore`).
 
     Attributes
     ----------
@@ -94,8 +102,8 @@ class FeatureStore(SQLiteStore):
         The seconds each lookup took, per table, in the order they ran.
     """
 
-    def __init__(self, path):
-        super().__init__(path)
+    def __init__(self, path, *, shared: bool = False):
+        super().__init__(path, shared=shared)
         self.timings: dict[str, list[float]] = defaultdict(list)
 
     # ------------------------------------------------------------------ schema
