@@ -68,7 +68,6 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from mlsd._checks import check_finite, check_int
-from mlsd.book.seeding import make_rng
 from mlsd.datasets import event_recommendation as er
 from mlsd.datasets.world import World
 from mlsd.evaluation.drift import binomial_band, psi_categorical
