@@ -423,3 +423,15 @@ def test_stage_clock_refuses_unequal_stages_nothing_timed_and_nameless_stages():
     with pytest.raises(ValueError, match="non-empty name"):
         with clock.stage(""):
             pass
+
+
+def test_asyncio_records_go_to_the_server_log_while_it_runs(capsys):
+    app = create_prediction_app(lambda X: [0.5] * len(X), SCHEMA)
+    logger = logging.getLogger("asyncio")
+    propagate = logger.propagate
+    with BackgroundServer(app) as server:
+        logger.warning("a record from the event loop")
+        assert logger.propagate is False
+    assert any("asyncio: a record from the event loop" in line for line in server.log)
+    assert "a record from the event loop" not in capsys.readouterr().err
+    assert logger.propagate is propagate and server._log_handler not in logger.handlers

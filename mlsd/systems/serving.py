@@ -283,6 +283,30 @@ _UVICORN_LOG.addHandler(logging.NullHandler())
 _UVICORN_LOG.propagate = False
 
 
+# The server's event loop logs through ``asyncio`` too ("socket.send() raised exception", a
+# task destroyed while pending), and that logger has no handler: its records would fall
+# through to Python's last-resort handler, stderr, at whatever moment the loop hits them
+# (in a notebook, under a later cell). While a server runs they go to its log instead.
+_ASYNCIO_LOG = logging.getLogger("asyncio")
+_asyncio_capture = {"servers": 0, "propagate": True}
+_asyncio_lock = threading.Lock()
+
+
+def _capture_asyncio(handler: logging.Handler, on: bool) -> None:
+    with _asyncio_lock:
+        if on:
+            if _asyncio_capture["servers"] == 0:
+                _asyncio_capture["propagate"] = _ASYNCIO_LOG.propagate
+                _ASYNCIO_LOG.propagate = False
+            _asyncio_capture["servers"] += 1
+            _ASYNCIO_LOG.addHandler(handler)
+        else:
+            _ASYNCIO_LOG.removeHandler(handler)
+            _asyncio_capture["servers"] -= 1
+            if _asyncio_capture["servers"] == 0:
+                _ASYNCIO_LOG.propagate = _asyncio_capture["propagate"]
+
+
 class _LogLines(logging.Handler):
     """Appends each formatted log record to a list."""
 
@@ -318,9 +342,9 @@ class BackgroundServer:
     -----
     A server runs once: :meth:`start` on a server that was already started raises
     ``RuntimeError`` (create a new one instead); :meth:`stop` on a server that is not running
-    does nothing. uvicorn's warnings and errors while it runs are kept in :attr:`log` (lines
-    such as ``"WARNING uvicorn.error: ..."``, from every server running at the time), not
-    printed.
+    does nothing. uvicorn's and asyncio's warnings and errors while it runs are kept in
+    :attr:`log` (lines such as ``"WARNING uvicorn.error: ..."``, from every server running at
+    the time), not printed.
     """
 
     def __init__(self, app, host: str = LOOPBACK_HOST, port: int = 0, *, start_timeout: float = 10.0):
@@ -336,6 +360,7 @@ class BackgroundServer:
         self._server = uvicorn.Server(config)
         self.log: list[str] = []
         self._log_handler = _LogLines(self.log)
+        self._capturing = False
         self._thread: threading.Thread | None = None
         self._loop = None
         self.host, self.port = host, None
@@ -355,12 +380,13 @@ class BackgroundServer:
         """Start the server thread and wait until it accepts connections; return ``self``."""
         if self._thread is not None:
             raise RuntimeError("this server was already started; create a new BackgroundServer")
-        _UVICORN_LOG.addHandler(self._log_handler)
+        self._capture_logs(True)
         self._thread = threading.Thread(target=self._server.run, name="mlsd-uvicorn", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + self.start_timeout
         while not self._server.started:
             if not self._thread.is_alive():
+                self._capture_logs(False)
                 raise RuntimeError("the server stopped while starting (is the port already in use?)")
             if time.monotonic() > deadline:
                 self.stop()
@@ -383,8 +409,16 @@ class BackgroundServer:
         for thread in threading.enumerate():
             if getattr(thread, "loop", None) is self._loop:
                 thread.join(self.start_timeout)
-        _UVICORN_LOG.removeHandler(self._log_handler)
+        self._capture_logs(False)
         self.port = None
+
+    def _capture_logs(self, on: bool) -> None:
+        """Send uvicorn's and asyncio's records to :attr:`log` (on), or stop (off; idempotent)."""
+        if on == self._capturing:
+            return
+        (_UVICORN_LOG.addHandler if on else _UVICORN_LOG.removeHandler)(self._log_handler)
+        _capture_asyncio(self._log_handler, on)
+        self._capturing = on
 
     def __enter__(self) -> "BackgroundServer":
         return self.start()
