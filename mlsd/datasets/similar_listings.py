@@ -212,7 +212,7 @@ def booking_posterior(world: World, viewed, day, *, n_tastes: int = 4_000, seed:
             book = _softmax(truth.book_sharpness * u)
             where = np.searchsorted(candidates, viewed[group["i"].to_numpy()])
             weights = click[:, where]                        # (tastes, queries)
-            p = (weights.T @ book) / weights.sum(axis=0)[:, None]
+            p = (np.ascontiguousarray(weights.T) @ book) / weights.sum(axis=0)[:, None]
             for row, i in enumerate(group["i"].to_numpy()):
                 out[i] = (candidates, p[row])
     return out
