@@ -162,3 +162,63 @@ def test_carousel_replay_counts_later_clicks_and_the_booking(world, queries):
     assert (replay["carousel_clicks"].to_numpy()[has_later] >= 1).all()
     with pytest.raises(ValueError, match="shown"):
         case.carousel_replay(clicks, q, shown[:5])
+
+
+def test_scorers_by_hand():
+    viewed, candidates = np.array([0, 2]), np.array([0, 1, 2])
+    pop = case.popularity_scorer([0.0, np.e - 1, 3.0])(viewed, candidates)
+    np.testing.assert_allclose(pop, [[0.0, 1.0, np.log(4)]] * 2)
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
+    np.testing.assert_allclose(case.attribute_scorer(x)(viewed, candidates),
+                               [[0.0, -5.0, -1.0], [-1.0, -np.hypot(3, 3), 0.0]])
+    w = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    np.testing.assert_allclose(case.cosine_scorer(w)(viewed, candidates),
+                               [[1.0, 2 ** -0.5, 0.0], [0.0, 2 ** -0.5, 1.0]])
+    with pytest.raises(ValueError, match="counts"):
+        case.popularity_scorer([1.0, -1.0])
+    with pytest.raises(ValueError, match="non-zero"):
+        case.cosine_scorer(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        case.attribute_scorer([[np.nan, 1.0]])
+
+
+def test_gensim_vectors_puts_each_word_on_its_listing_row():
+    from gensim.models import Word2Vec
+
+    model = Word2Vec([["2", "0"], ["0", "2"]] * 5, vector_size=4, min_count=1, sg=1,
+                     workers=1, seed=0, epochs=1)
+    w_in, w_out, known = case.gensim_vectors(model, 3)
+    assert known.tolist() == [True, False, True]
+    np.testing.assert_array_equal(w_in[2], model.wv["2"])
+    np.testing.assert_array_equal(w_out[0], model.syn1neg[model.wv.key_to_index["0"]])
+    assert (w_in[1] == 0).all() and (w_out[1] == 0).all()
+    with pytest.raises(ValueError, match="none of the listings"):
+        case.gensim_vectors(Word2Vec([["a", "b"]], vector_size=2, min_count=1), 3)
+
+
+def test_replay_test_splits_the_queries_and_tests_both_metrics(world, queries):
+    values = np.random.default_rng(2).standard_normal(len(world.observed["listings"]))
+    good = lambda v, c: np.tile(values[c], (len(v), 1))  # noqa: E731
+    arm = np.arange(len(queries)) % 2 == 1
+    result = case.replay_test(world, queries, good, good, arm)
+    ctr, booking = result.values()
+    clicks = world.observed["clicks"]
+    a = case.carousel_replay(clicks, queries[~arm], case.carousels(world, queries[~arm], good))
+    assert ctr.mean_a == pytest.approx(a["carousel_clicks"].mean())
+    assert booking.rate_a == pytest.approx(a["booked_from_carousel"].mean())
+    with pytest.raises(ValueError, match="both arms"):
+        case.replay_test(world, queries, good, good, np.zeros(len(queries), bool))
+    with pytest.raises(ValueError, match="booleans"):
+        case.replay_test(world, queries, good, good, arm[:3])
+
+
+def test_sessions_between_keeps_the_windows_sessions_whole(world):
+    sessions, clicks = world.observed["sessions"], world.observed["clicks"]
+    rows = case.sessions_between(sessions, clicks, 3, 5)
+    days = sessions.set_index("session_id").loc[rows["session_id"], "day"]
+    assert days.between(3, 4).all() and set(days) == {3, 4}
+    assert len(rows) == clicks["session_id"].isin(sessions.loc[sessions["day"].isin([3, 4]), "session_id"]).sum()
+    with pytest.raises(ValueError, match="end_day"):
+        case.sessions_between(sessions, clicks, 5, 5)
+    with pytest.raises(ValueError, match="sessions table"):
+        case.sessions_between(clicks, clicks, 0, 5)

@@ -30,4 +30,8 @@ into arrays, its evaluation harness, its serving glue and its figures live here,
   keys, the vocabulary and the serving model, the tree table and leaf features, the auction
   harness and its replayed A/B test, the feature-store batch job and request path, the click
   stream with delayed labels, the drift monitors and figures.
+- :mod:`~mlsd.cases.similar_listings` -- Chapter 12: the booked listing's rank for every query
+  at once, the oracle's and the clairvoyant's ranks, carousels and their replay against the
+  sessions, the vector store, region indexes and the similar-listings app, the season's
+  label-free signals, and the exercises' helpers.
 """

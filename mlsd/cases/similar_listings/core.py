@@ -1,5 +1,4 @@
-"""Chapter 12's plumbing: the booked listing's rank for every query at once, and what the
-chapter's sections use but do not teach.
+"""Chapter 12's core plumbing: the booked listing's rank for every query at once.
 
 The skip-gram trainer, its negatives and the cold start are the lesson: they live in the
 notebook. Here:
@@ -8,7 +7,14 @@ notebook. Here:
   region that day, the viewed one left out) with a scorer ``score(viewed, candidates) ->
   (queries, candidates)`` and returns the booked listing's rank (1 = first; ties share the
   mean rank); :func:`ranks_from_posterior` does the same for the oracle's lists;
-  :func:`rank_summary` gives the average rank, hit rate at k and mean reciprocal rank.
+  :func:`clairvoyant_ranks` for the session's own taste; :func:`rank_summary` gives the average
+  rank, hit rate at k and mean reciprocal rank; :func:`popularity` counts bookings or clicks,
+  :func:`sessions_between` picks a window of the log;
+- **scorers** for the baselines and checks: :func:`popularity_scorer`, :func:`attribute_scorer`,
+  :func:`cosine_scorer`, and :func:`gensim_vectors` (a gensim model as the chapter's arrays);
+- **the online replay**: :func:`carousels` (each query's top k) and :func:`carousel_replay`
+  (what a session did with a carousel, assuming a guest clicks a shown listing if and only if
+  they clicked it anyway), and :func:`replay_test`, the A/B test of two scorers replayed.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mlsd._checks import check_int
 from mlsd.datasets import similar_listings as sl
 from mlsd.datasets.world import World
 
-__all__ = ["booked_ranks", "clairvoyant_ranks", "carousels", "carousel_replay", "ranks_from_posterior", "rank_summary", "popularity"]
+__all__ = ["booked_ranks", "clairvoyant_ranks", "carousels", "carousel_replay",
+           "popularity_scorer", "attribute_scorer", "cosine_scorer", "gensim_vectors",
+           "replay_test", "sessions_between", "ranks_from_posterior", "rank_summary", "popularity"]
 
 _QUERY_COLUMNS = ("day", "region", "viewed", "booked")
 
@@ -77,22 +86,29 @@ def clairvoyant_ranks(world: World, queries, tastes) -> np.ndarray:
 
 def _grouped_ranks(world: World, q: pd.DataFrame, score: Callable) -> np.ndarray:
     ranks = np.empty(len(q))
-    for (region, day), group in q.groupby(["region", "day"], sort=True):
-        rows = q.index.get_indexer(group.index)
-        candidates = sl.open_listings(world, int(region), int(day))
-        viewed, booked = group["viewed"].to_numpy(), group["booked"].to_numpy()
-        if not (np.isin(viewed, candidates).all() and np.isin(booked, candidates).all()):
-            raise ValueError(f"a query's listings are not open in region {region} on day {day}")
-        s = np.asarray(score(rows, viewed, candidates), dtype=float)
-        if s.shape != (len(group), len(candidates)):
-            raise ValueError(f"score returned shape {s.shape}, expected {(len(group), len(candidates))}")
-        if not np.isfinite(s).all():
-            raise ValueError("scores must be finite")
-        # The viewed listing goes below every other, so it never counts above the booked one.
-        s = s.copy()
-        s[np.arange(len(group)), np.searchsorted(candidates, viewed)] = s.min(axis=1) - 1.0
-        ranks[rows] = _rank_in_row(s, np.searchsorted(candidates, booked))
+    with threadpool_limits(1):  # many small products: one BLAS thread is faster, and never waits
+        for (region, day), group in q.groupby(["region", "day"], sort=True):
+            _rank_group(world, q, ranks, region, day, group, score)
     return ranks
+
+
+def _rank_group(world: World, q: pd.DataFrame, ranks: np.ndarray, region, day, group: pd.DataFrame,
+                score: Callable) -> None:
+    """Rank one (region, day) group's queries into ``ranks``."""
+    rows = q.index.get_indexer(group.index)
+    candidates = sl.open_listings(world, int(region), int(day))
+    viewed, booked = group["viewed"].to_numpy(), group["booked"].to_numpy()
+    if not (np.isin(viewed, candidates).all() and np.isin(booked, candidates).all()):
+        raise ValueError(f"a query's listings are not open in region {region} on day {day}")
+    s = np.asarray(score(rows, viewed, candidates), dtype=float)
+    if s.shape != (len(group), len(candidates)):
+        raise ValueError(f"score returned shape {s.shape}, expected {(len(group), len(candidates))}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    # The viewed listing goes below every other, so it never counts above the booked one.
+    s = s.copy()
+    s[np.arange(len(group)), np.searchsorted(candidates, viewed)] = s.min(axis=1) - 1.0
+    ranks[rows] = _rank_in_row(s, np.searchsorted(candidates, booked))
 
 
 def ranks_from_posterior(queries, posterior) -> np.ndarray:
@@ -142,20 +158,21 @@ def carousels(world: World, queries, score: Callable, k: int = 10) -> np.ndarray
     if not callable(score):
         raise TypeError("score must be a function score(viewed, candidates) -> array")
     out = np.empty((len(q), k), dtype=np.int64)
-    for (region, day), group in q.groupby(["region", "day"], sort=True):
-        rows = q.index.get_indexer(group.index)
-        candidates = sl.open_listings(world, int(region), int(day))
-        if len(candidates) <= k:
-            raise ValueError(f"region {region} has {len(candidates)} open listings on day {day}: "
-                             f"too few for a carousel of {k}")
-        viewed = group["viewed"].to_numpy()
-        s = np.asarray(score(viewed, candidates), dtype=float)
-        if s.shape != (len(group), len(candidates)) or not np.isfinite(s).all():
-            raise ValueError("score must return finite scores of shape (queries, candidates)")
-        s = s.copy()
-        s[np.arange(len(group)), np.searchsorted(candidates, viewed)] = -np.inf
-        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        out[rows] = candidates[order]
+    with threadpool_limits(1):  # many small products: see _grouped_ranks
+        for (region, day), group in q.groupby(["region", "day"], sort=True):
+            rows = q.index.get_indexer(group.index)
+            candidates = sl.open_listings(world, int(region), int(day))
+            if len(candidates) <= k:
+                raise ValueError(f"region {region} has {len(candidates)} open listings on day {day}: "
+                                 f"too few for a carousel of {k}")
+            viewed = group["viewed"].to_numpy()
+            s = np.asarray(score(viewed, candidates), dtype=float)
+            if s.shape != (len(group), len(candidates)) or not np.isfinite(s).all():
+                raise ValueError("score must return finite scores of shape (queries, candidates)")
+            s = s.copy()
+            s[np.arange(len(group)), np.searchsorted(candidates, viewed)] = -np.inf
+            order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+            out[rows] = candidates[order]
     return out
 
 
@@ -178,3 +195,91 @@ def carousel_replay(clicks: pd.DataFrame, queries, shown) -> pd.DataFrame:
     booked = (shown == q["booked"].to_numpy()[:, None]).any(axis=1)
     return pd.DataFrame({"carousel_clicks": hits, "booked_from_carousel": booked.astype(int)},
                         index=q.index)
+
+
+# --------------------------------------------------------------------------- scorers
+
+
+def _matrix(name: str, values, ndim: int = 2) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    if a.ndim != ndim or a.size == 0 or not np.isfinite(a).all():
+        raise ValueError(f"{name} must be a non-empty finite {ndim}-d array, got shape {a.shape}")
+    return a
+
+
+def popularity_scorer(counts) -> Callable:
+    """A scorer for :func:`booked_ranks`: every viewed listing gets the candidates' log(1 + count)."""
+    counts = _matrix("counts", counts, ndim=1)
+    if (counts < 0).any():
+        raise ValueError("counts must be >= 0")
+    return lambda viewed, candidates: np.broadcast_to(
+        np.log1p(counts[candidates]), (len(viewed), len(candidates)))
+
+
+def attribute_scorer(x) -> Callable:
+    """A scorer: minus the Euclidean distance between the listings' attribute rows ``x``."""
+    x = _matrix("x", x)
+    return lambda viewed, candidates: -np.linalg.norm(
+        x[viewed][:, None, :] - x[candidates][None, :, :], axis=2)
+
+
+def cosine_scorer(w) -> Callable:
+    """A scorer: the cosine between the viewed listing's row of ``w`` and each candidate's."""
+    w = _matrix("w", w)
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError("every row of w needs a non-zero length for a cosine")
+    unit = w / norms
+    return lambda viewed, candidates: unit[viewed] @ unit[candidates].T
+
+
+def gensim_vectors(model, n_listings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A gensim ``Word2Vec`` trained on listing ids as strings, as the chapter's arrays:
+    ``(w_in, w_out, known)``, rows by listing id (zeros for the listings it never saw, which
+    ``known`` marks False)."""
+    n_listings = check_int("n_listings", n_listings, minimum=1)
+    keys = model.wv.key_to_index
+    rows = np.array([keys.get(str(i), -1) for i in range(n_listings)])
+    known = rows >= 0
+    if not known.any():
+        raise ValueError("the model knows none of the listings (are its words the ids as strings?)")
+    w_in, w_out = (np.where(known[:, None], m[np.maximum(rows, 0)], 0.0).astype(float)
+                   for m in (model.wv.vectors, model.syn1neg))
+    return w_in, w_out, known
+
+
+def replay_test(world: World, queries, control: Callable, treatment: Callable, in_treatment,
+                k: int = 10) -> dict:
+    """The replayed A/B test of two scorers' carousels (see :func:`carousel_replay`): each query
+    is in one arm (``in_treatment``, booleans); returns ``{metric: test result}`` for the later
+    clicks on the carousel per session (Welch's test) and the share of sessions booking a listing
+    it showed (two proportions)."""
+    from mlsd.evaluation.experiments import two_proportion_test, welch_test
+
+    q = _queries(queries)
+    arm = np.asarray(in_treatment)
+    if arm.dtype != bool or arm.shape != (len(q),):
+        raise ValueError(f"in_treatment must be {len(q)} booleans, one per query")
+    if arm.all() or not arm.any():
+        raise ValueError("both arms need queries")
+    clicks = world.observed["clicks"]
+    a, b = (carousel_replay(clicks, q[m], carousels(world, q[m], score, k))
+            for m, score in ((~arm, control), (arm, treatment)))
+    return {"carousel clicks per session": welch_test(
+                a["carousel_clicks"].to_numpy(float), b["carousel_clicks"].to_numpy(float)),
+            "sessions booking from the carousel": two_proportion_test(
+                int(a["booked_from_carousel"].sum()), len(a),
+                int(b["booked_from_carousel"].sum()), len(b))}
+
+
+def sessions_between(sessions: pd.DataFrame, clicks: pd.DataFrame, first_day: int,
+                     end_day: int) -> pd.DataFrame:
+    """The click rows (booking rows included) of the sessions of days ``first_day`` to
+    ``end_day - 1``, in the log's order."""
+    first_day = check_int("first_day", first_day, minimum=0)
+    end_day = check_int("end_day", end_day, minimum=first_day + 1)
+    for name, frame, column in (("sessions", sessions, "day"), ("clicks", clicks, "listing_id")):
+        if not isinstance(frame, pd.DataFrame) or column not in frame or "session_id" not in frame:
+            raise ValueError(f"{name} must be the log's {name} table (with session_id and {column})")
+    keep = sessions.loc[sessions["day"].between(first_day, end_day - 1), "session_id"]
+    return clicks[clicks["session_id"].isin(keep)]
