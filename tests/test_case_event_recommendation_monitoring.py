@@ -181,7 +181,7 @@ def test_psi_threshold_of_independent_draws_has_dispersion_near_one():
     (([0.1], [10, 20], [True]), {}, "one value per day"),
     (([0.1], [10], [1]), {}, "boolean per day"),
     (([0.1], [0], [True]), {}, "n >= 1"),
-    (([-0.1], [10], [True]), {}, "PSI >= 0"),
+    (([-0.1], [10], [True]), {}, "finite value >= 0"),
     (([0.1], [10], [True]), {"level": 1.0}, "level"),
 ])
 def test_psi_threshold_rejects_bad_input(args, kwargs, message):

@@ -15,7 +15,7 @@ from mlsd.cases.similar_listings import monitoring as mon  # noqa: E402
 from mlsd.cases import similar_listings as case  # noqa: E402
 from mlsd.datasets import load  # noqa: E402
 from mlsd.datasets import similar_listings as sl  # noqa: E402
-from mlsd.evaluation.drift import psi_categorical  # noqa: E402
+from mlsd.evaluation.drift import dispersion_threshold, psi_categorical  # noqa: E402
 
 SHIFT = np.array([0.0, 0.0, 0.0, 1.5, 1.5, 0.0])
 SHIFT_DAY = sl.DAYS + 2
@@ -174,12 +174,12 @@ def test_independent_clicks_give_a_dispersion_near_one():
     day = np.repeat(np.arange(n_days), per_day)
     region = rng.integers(0, 5, len(x))
     out = mon.embedding_shift_by_day(x, day, region, day < 40)
-    _, phi = mon.dispersion_band(out["shift"], out["n"], out.index < 40, dim)
+    _, phi = dispersion_threshold(out["shift"], out["n"], out.index < 40, dim)
     assert 0.75 < phi < 1.25
     # ... while clicks in sessions of ten that share a taste vary about ten times as much
     taste = np.repeat(rng.standard_normal((len(x) // 10, dim)), 10, axis=0)
     out = mon.embedding_shift_by_day(x + taste, day, region, day < 40)
-    _, phi = mon.dispersion_band(out["shift"], out["n"], out.index < 40, dim)
+    _, phi = dispersion_threshold(out["shift"], out["n"], out.index < 40, dim)
     assert 5 < phi < 10
 
 
@@ -214,27 +214,6 @@ def test_psi_by_day_is_psi_categorical_per_day():
         mon.psi_by_day(day, room[:-1], day == 0)
 
 
-def test_dispersion_band_by_hand():
-    threshold, phi = mon.dispersion_band([0.1, 0.3, 5.0], [10, 10, 20],
-                                         np.array([True, True, False]), 2)
-    assert phi == pytest.approx((1.0 + 3.0) / 2 / 2)
-    np.testing.assert_allclose(threshold, phi * stats.chi2.ppf(0.999, 2) / np.array([10, 10, 20]))
-
-
-@pytest.mark.parametrize("args, match", [
-    (([0.1], [10], np.array([True]), 0), "dof must be >= 1"),
-    (([0.1, 0.2], [10], np.array([True, True]), 1), "one value per day"),
-    (([0.1], [10], np.array([False]), 1), "at least one day"),
-    (([-0.1], [10], np.array([True]), 1), "finite value >= 0"),
-    (([0.1], [0], np.array([True]), 1), "n >= 1"),
-])
-def test_dispersion_band_refuses_bad_input(args, match):
-    with pytest.raises(ValueError, match=match):
-        mon.dispersion_band(*args)
-    with pytest.raises(ValueError, match="level"):
-        mon.dispersion_band([0.1], [10], np.array([True]), 1, level=1.0)
-
-
 def _small_log():
     """Eight days, two regions, four listings; each session clicks two listings and books a
     third (the booking rows must not count)."""
@@ -266,12 +245,12 @@ def test_click_signals_are_the_day_signals_of_the_clicks_by_hand():
     ref = (seen["day"] < 5).to_numpy()
     shift = mon.embedding_shift_by_day(vectors[seen["listing_id"]], seen["day"],
                                        seen["region"], ref)
-    band, phi = mon.dispersion_band(shift["shift"], shift["n"], shift.index < 5, 2)
+    band, phi = dispersion_threshold(shift["shift"], shift["n"], shift.index < 5, 2)
     pd.testing.assert_series_equal(space.values, shift["shift"])
     np.testing.assert_allclose(space.threshold, band)
     assert space.dispersion == phi and isinstance(space, mon.Signal)
     by_day = mon.psi_by_day(seen["day"].to_numpy(), rooms[seen["listing_id"]], ref)
-    band, phi = mon.dispersion_band(by_day["psi"], by_day["n"], by_day.index < 5, 2)
+    band, phi = dispersion_threshold(by_day["psi"], by_day["n"], by_day.index < 5, 2)
     pd.testing.assert_series_equal(psi.values, by_day["psi"])
     assert psi.dispersion == phi and np.allclose(psi.threshold, band)
     assert space.values.index.tolist() == list(range(2, 8))
@@ -298,22 +277,6 @@ def test_click_signals_refuse_bad_input(kwargs, error, match):
     with pytest.raises(ValueError, match="lacks the columns"):
         mon.click_signals(sessions.drop(columns="region"), clicks, reference=range(2, 5),
                           vectors=np.zeros((4, 2)), room_type=np.zeros(4))
-
-
-def test_run_alarms_need_two_days_in_a_row_and_first_alarm_finds_them():
-    values = [0, 2, 2, 0, 2, 2, 2]
-    alarms = mon.run_alarms(values, 1.0)
-    assert alarms.tolist() == [False, False, True, False, False, True, True]
-    assert mon.run_alarms(values, 1.0, run=1).tolist() == [v > 1 for v in values]
-    assert mon.run_alarms(values, [3, 1, 1, 1, 3, 3, 3]).tolist() == [False, False, True] + [False] * 4
-    days = np.arange(10, 17)
-    assert mon.first_alarm(days, alarms) == 12
-    assert mon.first_alarm(days, alarms, after=13) == 15
-    assert mon.first_alarm(days, np.zeros(7, bool)) is None
-    with pytest.raises(ValueError, match="run must be >= 1"):
-        mon.run_alarms(values, 1.0, run=0)
-    with pytest.raises(ValueError, match="booleans"):
-        mon.first_alarm(days, np.ones(7))
 
 
 def test_alarm_table_by_hand():

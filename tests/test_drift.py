@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlsd.evaluation.drift import (binomial_band, evaluate_alarms, ks_test, population_stability_index,
-                                   psi_categorical)
+from mlsd.evaluation.drift import (binomial_band, dispersion_threshold, evaluate_alarms, first_alarm,
+                                   ks_test, population_stability_index, psi_categorical, run_alarms)
 
 EPS = 1e-6  # the default floor of the PSI functions
 
@@ -251,3 +251,40 @@ def test_binomial_band_is_smoothed_and_narrows_with_more_searches():
     for bad in ((1.5, 10, 5), (0.5, 0, 5), (0.5, 10, 0)):
         with pytest.raises(ValueError):
             binomial_band(*bad)
+
+
+def test_dispersion_threshold_by_hand():
+    threshold, phi = dispersion_threshold([0.1, 0.3, 5.0], [10, 10, 20],
+                                         np.array([True, True, False]), 2)
+    assert phi == pytest.approx((1.0 + 3.0) / 2 / 2)
+    np.testing.assert_allclose(threshold, phi * stats.chi2.ppf(0.999, 2) / np.array([10, 10, 20]))
+
+
+@pytest.mark.parametrize("args, match", [
+    (([0.1], [10], np.array([True]), 0), "dof must be >= 1"),
+    (([0.1, 0.2], [10], np.array([True, True]), 1), "one value per day"),
+    (([0.1], [10], np.array([False]), 1), "at least one day"),
+    (([-0.1], [10], np.array([True]), 1), "finite value >= 0"),
+    (([0.1], [0], np.array([True]), 1), "n >= 1"),
+])
+def test_dispersion_threshold_refuses_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        dispersion_threshold(*args)
+    with pytest.raises(ValueError, match="level"):
+        dispersion_threshold([0.1], [10], np.array([True]), 1, level=1.0)
+
+
+def test_run_alarms_above_a_threshold_need_two_days_in_a_row_and_first_alarm_finds_them():
+    values = [0, 2, 2, 0, 2, 2, 2]
+    alarms = run_alarms(values, -np.inf, 1.0)
+    assert alarms.tolist() == [False, False, True, False, False, True, True]
+    assert run_alarms(values, -np.inf, 1.0, run=1).tolist() == [v > 1 for v in values]
+    assert run_alarms(values, -np.inf, [3, 1, 1, 1, 3, 3, 3]).tolist() == [False, False, True] + [False] * 4
+    days = np.arange(10, 17)
+    assert first_alarm(days, alarms) == 12
+    assert first_alarm(days, alarms, after=13) == 15
+    assert first_alarm(days, np.zeros(7, bool)) is None
+    with pytest.raises(ValueError, match="run must be >= 1"):
+        run_alarms(values, -np.inf, 1.0, run=0)
+    with pytest.raises(ValueError, match="booleans"):
+        first_alarm(days, np.ones(7))

@@ -1,4 +1,5 @@
-"""Each case study's own plumbing: what its chapter uses but does not teach, one module per world.
+"""Each case study's own plumbing: what its chapter uses but does not teach, one module per world
+(chapter 12's is a package of four parts, core, serving, monitoring and exercises).
 
 A chapter writes its lesson (the model or index it teaches) in the notebook; turning its tables
 into arrays, its evaluation harness, its serving glue and its figures live here, tested in

@@ -64,18 +64,18 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
 from scipy.spatial import cKDTree
 
 from mlsd._checks import check_finite, check_int
 from mlsd.datasets import event_recommendation as er
 from mlsd.datasets.world import World
+from mlsd.evaluation import drift
 from mlsd.evaluation.drift import binomial_band, psi_categorical
 from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.headline import lift_share
 from mlsd.evaluation.ranking import top_k
 from mlsd.systems.feature_store import FeatureStore, SQLiteStore
-from mlsd.systems.serving import service_app
+from mlsd.systems.serving import fault, service_app
 
 __all__ = [
     "user_difference_interval",
@@ -721,19 +721,6 @@ def create_feed_app(feed: Callable[[int, int], list], register: Callable[[int, i
     return app
 
 
-def fault(answer: dict) -> str:
-    """A short line naming the fault in a 4xx answer's JSON (``{"detail": ...}``): the text of
-    a 404 or 409, or ``field: message`` of the first validation error of a 422."""
-    if not isinstance(answer, dict) or "detail" not in answer:
-        raise ValueError(f"not an error answer (no 'detail'): {answer!r}")
-    detail = answer["detail"]
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        where = [str(part) for part in detail[0].get("loc", []) if part != "body"]
-        return f"{'.'.join(where) or 'body'}: {detail[0].get('msg', '')}"
-    raise ValueError(f"an error answer's detail must be a str or a list of errors, got {detail!r}")
-
 
 # --------------------------------------------------------------------------- monitoring
 
@@ -808,28 +795,13 @@ def category_psi_by_day(day, category, reference) -> pd.DataFrame:
 
 
 def psi_threshold(psi, n, reference, n_categories: int, level: float = 0.999):
-    """A threshold per day for a categorical PSI, calibrated on the reference days.
-
-    For independent draws from the reference shares, n x PSI is close to Pearson's chi-square
-    statistic, about chi2(k - 1) for k categories. Registrations are not independent (a popular
-    event brings many of one category; a day's new events come in a few categories), so n x PSI
-    runs larger by a factor, the dispersion phi = mean(n x PSI over reference days) / (k - 1)
-    (quasi-likelihood; McCullagh & Nelder 1989, ch. 4). The threshold of a day of n rows is
-    ``phi * chi2.ppf(level, k - 1) / n``. Returns ``(threshold array, phi)``.
-    """
-    psi, n = np.asarray(psi, dtype=float), np.asarray(n, dtype=float)
-    reference = np.asarray(reference)
+    """A threshold per day for a categorical PSI, calibrated on the reference days:
+    :func:`mlsd.evaluation.drift.dispersion_threshold` with ``n_categories - 1`` degrees of
+    freedom (for independent draws from the reference shares, n x PSI is close to Pearson's
+    chi-square; registrations are not independent, so the band is widened by the dispersion
+    measured on the reference days). Returns ``(threshold array, phi)``."""
     n_categories = check_int("n_categories", n_categories, minimum=2)
-    if psi.ndim != 1 or n.shape != psi.shape or reference.shape != psi.shape:
-        raise ValueError("psi, n and reference need one value per day (1-d, one length)")
-    if reference.dtype != bool or not reference.any():
-        raise ValueError("reference must be a boolean per day marking at least one day")
-    if (n < 1).any() or not np.isfinite(psi).all() or (psi < 0).any():
-        raise ValueError("every day needs n >= 1 and a finite PSI >= 0")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    phi = float(np.mean(n[reference] * psi[reference]) / (n_categories - 1))
-    return phi * stats.chi2.ppf(level, n_categories - 1) / n, phi
+    return drift.dispersion_threshold(psi, n, reference, n_categories - 1, level)
 
 
 def rate_by_day(day, hit, reference_days, z: float = 3.0) -> pd.DataFrame:
@@ -851,30 +823,8 @@ def rate_by_day(day, hit, reference_days, z: float = 3.0) -> pd.DataFrame:
     return out
 
 
-def run_alarms(values, low, high, run: int = 2) -> np.ndarray:
-    """True on each day that ends ``run`` days in a row with the value outside ``[low, high]``
-    (either side). Asking for two days cuts chance alarms at the cost of a day's delay."""
-    values, low, high = (np.asarray(a, dtype=float) for a in (values, low, high))
-    run = check_int("run", run, minimum=1)
-    low, high = np.broadcast_to(low, values.shape), np.broadcast_to(high, values.shape)
-    if values.ndim != 1:
-        raise ValueError("values must be 1-d (one per day)")
-    if (low > high).any():
-        raise ValueError("each day's band needs low <= high")
-    streak, out = 0, np.zeros(len(values), dtype=bool)
-    for t, outside in enumerate((values < low) | (values > high)):
-        streak = streak + 1 if outside else 0
-        out[t] = streak >= run
-    return out
-
-
-def first_alarm(days, alarms, after: int | None = None):
-    """The first day with an alarm (at or after ``after``), or None."""
-    days, alarms = np.asarray(days), np.asarray(alarms, dtype=bool)
-    if days.shape != alarms.shape or days.ndim != 1:
-        raise ValueError("days and alarms need one value per day (1-d, one length)")
-    hit = alarms & (days >= (days.min() if after is None else after)) if len(days) else alarms
-    return int(days[hit][0]) if hit.any() else None
+run_alarms = drift.run_alarms
+first_alarm = drift.first_alarm
 
 
 # --------------------------------------------------------------------------- weekly quality

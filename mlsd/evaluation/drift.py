@@ -7,7 +7,10 @@ sample (``actual``: today) and score a monitor that raises alarms over time:
 - :func:`population_stability_index` and :func:`psi_categorical` -- *how much* a feature's
   distribution moved, on a scale with conventional thresholds;
 - :func:`ks_test` -- *whether* two numeric samples differ, as a hypothesis test;
-- :func:`evaluate_alarms` -- how fast an alarm rule caught a drift, and how often it cried wolf.
+- :func:`evaluate_alarms` -- how fast an alarm rule caught a drift, and how often it cried wolf;
+- :func:`binomial_band`, :func:`dispersion_threshold` -- a day's band from counting theory, and
+  one widened by the day-to-day variation measured on reference days; :func:`run_alarms` and
+  :func:`first_alarm` turn a daily signal and its band into alarms (chapters 10 and 12).
 
 Conventions: numeric samples are non-empty 1-D arrays of finite numbers; bad input fails early
 with an error that names the problem. ``tests/test_drift.py`` checks the PSI against its
@@ -23,7 +26,8 @@ from scipy import stats
 
 from mlsd._checks import check_finite, check_finite_array, check_int
 
-__all__ = ["population_stability_index", "psi_categorical", "ks_test", "evaluate_alarms", "binomial_band"]
+__all__ = ["population_stability_index", "psi_categorical", "ks_test", "evaluate_alarms", "binomial_band",
+           "dispersion_threshold", "run_alarms", "first_alarm"]
 
 #: proportions are floored at this value before the log in the PSI (see its docstring)
 PSI_EPS = 1e-6
@@ -216,3 +220,62 @@ def binomial_band(reference_rate: float, reference_n: int, n, z: float = 3.0):
     p = (reference_rate * reference_n + 1) / (reference_n + 2)
     half = z * np.sqrt(p * (1 - p) / n)
     return np.clip(p - half, 0, 1), np.clip(p + half, 0, 1)
+
+
+def dispersion_threshold(stat, n, reference, dof: int, level: float = 0.999):
+    """A threshold per day for a daily statistic whose ``n`` x value is about chi-square(``dof``)
+    when the day's ``n`` rows are independent draws like the reference rows: a categorical PSI
+    (``dof`` = categories - 1, n x PSI being close to Pearson's chi-square) or the squared length
+    of a whitened mean (``dof`` = its coordinates).
+
+    Rows are rarely independent (a user's registrations or clicks share a taste), so n x value
+    runs larger by a factor, the dispersion ``phi`` = mean(n x value over the ``reference`` days)
+    / ``dof`` (quasi-likelihood; McCullagh & Nelder 1989, ch. 4). A day of n rows gets the
+    threshold ``phi * chi2.ppf(level, dof) / n``. Returns ``(threshold array, phi)``.
+
+    Raises ``ValueError`` unless ``stat``, ``n`` and ``reference`` (booleans, at least one True)
+    hold one value per day, every n >= 1 and every value finite and >= 0, and 0 < level < 1.
+    """
+    stat, n = np.asarray(stat, dtype=float), np.asarray(n, dtype=float)
+    reference = np.asarray(reference)
+    dof = check_int("dof", dof, minimum=1)
+    if stat.ndim != 1 or n.shape != stat.shape or reference.shape != stat.shape:
+        raise ValueError("stat, n and reference need one value per day (1-d, one length)")
+    if reference.dtype != bool or not reference.any():
+        raise ValueError("reference must be a boolean per day marking at least one day")
+    if (n < 1).any() or not np.isfinite(stat).all() or (stat < 0).any():
+        raise ValueError("every day needs n >= 1 and a finite value >= 0")
+    level = check_finite("level", level)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    phi = float(np.mean(n[reference] * stat[reference]) / dof)
+    return phi * stats.chi2.ppf(level, dof) / n, phi
+
+
+def run_alarms(values, low, high, run: int = 2) -> np.ndarray:
+    """True on each day that ends ``run`` days in a row with the value outside ``[low, high]``
+    (either side; ``low`` = -inf watches one side). Asking for two days cuts chance alarms at
+    the cost of a day's delay. ``low`` and ``high`` are numbers or one per day."""
+    values, low, high = (np.asarray(a, dtype=float) for a in (values, low, high))
+    run = check_int("run", run, minimum=1)
+    if values.ndim != 1:
+        raise ValueError("values must be 1-d (one per day)")
+    low, high = np.broadcast_to(low, values.shape), np.broadcast_to(high, values.shape)
+    if (low > high).any():
+        raise ValueError("each day's band needs low <= high")
+    streak, out = 0, np.zeros(len(values), dtype=bool)
+    for t, outside in enumerate((values < low) | (values > high)):
+        streak = streak + 1 if outside else 0
+        out[t] = streak >= run
+    return out
+
+
+def first_alarm(days, alarms, after: int | None = None) -> int | None:
+    """The first day with an alarm (at or after ``after``), or ``None``."""
+    days, alarms = np.asarray(days), np.asarray(alarms)
+    if days.ndim != 1 or alarms.shape != days.shape:
+        raise ValueError("days and alarms need one value per day (1-d, one length)")
+    if alarms.dtype != bool:
+        raise ValueError("alarms must be booleans")
+    hit = alarms if after is None else alarms & (days >= after)
+    return int(days[hit][0]) if hit.any() else None

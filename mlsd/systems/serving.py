@@ -53,6 +53,7 @@ __all__ = [
     "open_loop_load_test",
     "latency_summary",
     "check_loopback_url",
+    "fault",
     "StageClock",
 ]
 
@@ -425,6 +426,20 @@ class BackgroundServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+def fault(answer: dict) -> str:
+    """A short line naming the fault in a 4xx answer's JSON (``{"detail": ...}``): the text of
+    a 404, 409 or of a 422 an endpoint raised, or ``field: message`` of the first validation
+    error FastAPI found. For the tables of malformed requests the chapters show."""
+    if not isinstance(answer, dict) or "detail" not in answer:
+        raise ValueError(f"not an error answer (no 'detail'): {answer!r}")
+    detail = answer["detail"]
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        where = [str(part) for part in detail[0].get("loc", []) if part != "body"]
+        return f"{'.'.join(where) or 'body'}: {detail[0].get('msg', '')}"
+    raise ValueError(f"an error answer's detail must be a str or a list of errors, got {detail!r}")
 
 
 # --------------------------------------------------------------------------- load generation

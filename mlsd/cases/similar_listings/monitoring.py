@@ -11,9 +11,9 @@ The season itself comes from the world (``sl.live_sessions``); here is the plumb
 - **signals without labels**: :func:`click_signals` computes the section's two daily
   :class:`Signal` s from the log, with :func:`space_signal` (how far the day's clicks moved in
   the deployed model's own space, region by region, via :func:`embedding_shift_by_day`) and
-  :func:`psi_by_day` (the room types clicked, by PSI); :func:`dispersion_band` sets a
-  threshold for either from the reference days' own day-to-day variation;
-  :func:`run_alarms`, :func:`first_alarm` and :func:`alarm_table` turn them into alarms;
+  :func:`psi_by_day` (the room types clicked, by PSI); the threshold of either comes from the
+  reference days' own day-to-day variation (:func:`mlsd.evaluation.drift.dispersion_threshold`),
+  and :func:`alarm_table` turns them into alarms (``drift.run_alarms`` and ``first_alarm``);
 - **the cost and the response**: :func:`weekly_ranks` (average rank per week and system),
   :func:`rank_gain` (a paired bootstrap over sessions) and :func:`gain_verdict` (how its
   interval reads), :func:`placed_last` (a scorer that leaves listings out of the index),
@@ -28,20 +28,18 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mlsd._checks import check_finite, check_int
 from mlsd.cases.similar_listings import core as case
 from mlsd.datasets import similar_listings as sl
 from mlsd.datasets.world import World
-from mlsd.evaluation.drift import psi_categorical
+from mlsd.evaluation.drift import dispersion_threshold, first_alarm, psi_categorical, run_alarms
 from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.headline import lift_share
 
 __all__ = ["live_world", "live_posterior", "recent_clicks", "booked_ranks_by_day",
            "Signal", "click_signals", "space_signal", "embedding_shift_by_day",
-           "psi_by_day", "dispersion_band", "run_alarms",
-           "first_alarm", "alarm_table", "weekly_ranks", "rank_gain", "gain_verdict",
+           "psi_by_day", "alarm_table", "weekly_ranks", "rank_gain", "gain_verdict",
            "placed_last", "monitoring_numbers", "signal_numbers", "gain_numbers",
            "plot_monitoring"]
 
@@ -173,7 +171,8 @@ def embedding_shift_by_day(vectors, day, region, reference) -> pd.DataFrame:
         shift_d = || mean over the day's clicks of S^(-1/2) (x - mu_region) ||^2
 
     For n independent clicks like the reference ones, n x shift_d is about chi-square with
-    as many degrees of freedom as the vectors have coordinates (see :func:`dispersion_band`).
+    as many degrees of freedom as the vectors have coordinates (see
+    :func:`mlsd.evaluation.drift.dispersion_threshold`).
     Returns a frame indexed by day: ``shift`` and ``n`` (clicks).
     """
     x = np.asarray(vectors, dtype=float)
@@ -216,37 +215,11 @@ def psi_by_day(day, category, reference) -> pd.DataFrame:
     return pd.DataFrame({"psi": psi, "n": n}, index=pd.Index(days, name="day"))
 
 
-def dispersion_band(stat, n, reference, dof: int, level: float = 0.999):
-    """A threshold per day for a signal whose n x value is about chi-square(``dof``) when
-    the day's n rows are independent draws like the reference rows (a PSI, with ``dof`` the
-    categories less one; :func:`embedding_shift_by_day`, with ``dof`` the coordinates).
-
-    Rows are rarely independent (a guest's clicks share a taste), so n x value runs larger
-    by a factor, the dispersion ``phi``, measured on the reference days:
-    phi = mean(n x value over the reference days) / dof (quasi-likelihood; McCullagh &
-    Nelder 1989, ch. 4). The threshold of a day of n rows is
-    ``phi * chi2.ppf(level, dof) / n``. Returns ``(threshold array, phi)``.
-    """
-    stat, n = np.asarray(stat, dtype=float), np.asarray(n, dtype=float)
-    reference = np.asarray(reference)
-    dof = check_int("dof", dof, minimum=1)
-    if stat.ndim != 1 or n.shape != stat.shape or reference.shape != stat.shape:
-        raise ValueError("stat, n and reference need one value per day (1-d, one length)")
-    if reference.dtype != bool or not reference.any():
-        raise ValueError("reference must be a boolean per day marking at least one day")
-    if (n < 1).any() or not np.isfinite(stat).all() or (stat < 0).any():
-        raise ValueError("every day needs n >= 1 and a finite value >= 0")
-    level = check_finite("level", level)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    phi = float(np.mean(n[reference] * stat[reference]) / dof)
-    return phi * stats.chi2.ppf(level, dof) / n, phi
-
 
 class Signal(NamedTuple):
     """A daily label-free signal: its ``values`` (a Series indexed by day), the ``threshold``
     of each day (an alarm line) and the ``dispersion`` that widened the threshold (see
-    :func:`dispersion_band`)."""
+    :func:`mlsd.evaluation.drift.dispersion_threshold`)."""
 
     values: pd.Series
     threshold: np.ndarray
@@ -285,7 +258,7 @@ def space_signal(sessions, clicks, vectors, reference: range, *, by_region: bool
     """The clicks in the model's space, per day from ``reference.start`` on: the log's clicks
     (bookings left out) as the rows of ``vectors`` (one row per listing: the deployed
     model's ``w_in``), through :func:`embedding_shift_by_day` against the ``reference``
-    days (a range), with the threshold of :func:`dispersion_band`. ``by_region=False``
+    days (a range), with the threshold of :func:`~mlsd.evaluation.drift.dispersion_threshold`. ``by_region=False``
     centres every click on one mean for all regions (to see what centring buys)."""
     reference = _days(reference)
     vectors = _per_listing("vectors", vectors, 2)
@@ -294,7 +267,7 @@ def space_signal(sessions, clicks, vectors, reference: range, *, by_region: bool
     region = seen["region"].to_numpy() if by_region else np.zeros(len(seen))
     shift = embedding_shift_by_day(vectors[seen["listing_id"].to_numpy()], day, region,
                                    day < reference.stop)
-    band, phi = dispersion_band(shift["shift"], shift["n"], shift.index < reference.stop,
+    band, phi = dispersion_threshold(shift["shift"], shift["n"], shift.index < reference.stop,
                                 vectors.shape[1], level)
     return Signal(shift["shift"], band, phi)
 
@@ -304,7 +277,7 @@ def click_signals(sessions, clicks, *, vectors, room_type, reference: range,
     """The section's two label-free signals, per day from ``reference.start`` on:
     ``"clicks in the model's space"`` (:func:`space_signal`) and ``"room types clicked
     (PSI)"`` (:func:`psi_by_day` of ``room_type``, one value per listing, with the
-    threshold of :func:`dispersion_band` for the room types less one degrees of freedom).
+    threshold of :func:`~mlsd.evaluation.drift.dispersion_threshold` for the room types less one degrees of freedom).
     Returns ``{name: Signal}``, the input of :func:`alarm_table` and
     :func:`plot_monitoring`."""
     reference = _days(reference)
@@ -313,37 +286,12 @@ def click_signals(sessions, clicks, *, vectors, room_type, reference: range,
     day = seen["day"].to_numpy()
     rooms = psi_by_day(day, room_type[seen["listing_id"].to_numpy()], day < reference.stop)
     dof = max(len(np.unique(room_type)) - 1, 1)
-    band, phi = dispersion_band(rooms["psi"], rooms["n"], rooms.index < reference.stop, dof,
+    band, phi = dispersion_threshold(rooms["psi"], rooms["n"], rooms.index < reference.stop, dof,
                                 level)
     return {"clicks in the model's space": space_signal(sessions, clicks, vectors, reference,
                                                         level=level),
             "room types clicked (PSI)": Signal(rooms["psi"], band, phi)}
 
-
-def run_alarms(values, threshold, run: int = 2) -> np.ndarray:
-    """True on each day that ends ``run`` days in a row with the value above ``threshold``.
-    Asking for two days cuts chance alarms at the cost of a day's delay."""
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1:
-        raise ValueError("values must be 1-d (one per day)")
-    threshold = np.broadcast_to(np.asarray(threshold, dtype=float), values.shape)
-    run = check_int("run", run, minimum=1)
-    streak, out = 0, np.zeros(len(values), dtype=bool)
-    for t, above in enumerate(values > threshold):
-        streak = streak + 1 if above else 0
-        out[t] = streak >= run
-    return out
-
-
-def first_alarm(days, alarms, after: int | None = None):
-    """The first day with an alarm (at or after ``after``), or None."""
-    days, alarms = np.asarray(days), np.asarray(alarms)
-    if days.ndim != 1 or alarms.shape != days.shape:
-        raise ValueError("days and alarms need one value per day (1-d, one length)")
-    if alarms.dtype != bool:
-        raise ValueError("alarms must be booleans")
-    hit = alarms if after is None else alarms & (days >= after)
-    return int(days[hit][0]) if hit.any() else None
 
 
 def alarm_table(signals: Mapping[str, tuple], *, start: int, shift_day: int,
@@ -364,7 +312,7 @@ def alarm_table(signals: Mapping[str, tuple], *, start: int, shift_day: int,
         if not isinstance(values, pd.Series):
             raise TypeError(f"{name}: values must be a Series indexed by day")
         days = values.index.to_numpy()
-        alarms = run_alarms(values.to_numpy(float), threshold, run=run)
+        alarms = run_alarms(values.to_numpy(float), -np.inf, threshold, run=run)
         first = first_alarm(days, alarms & (days >= shift_day))
         rows[name] = {"first alarm (day)": first,
                       "days after the shift": None if first is None else first - shift_day,

@@ -50,7 +50,7 @@ from mlsd.book.seeding import make_rng
 from mlsd.datasets import similar_listings as _world
 from mlsd.datasets.world import World
 from mlsd.systems.feature_store import FeatureStore, SQLiteStore
-from mlsd.systems.serving import service_app
+from mlsd.systems.serving import fault, service_app
 
 __all__ = ["vector_table", "write_vectors", "model_row", "RegionIndex", "query_vector",
            "blocked_nights", "Calendar", "bookable", "answer_items", "request_sample",
@@ -677,20 +677,6 @@ def malformed_requests(body: dict, *, calendar: Calendar, unknown_listing: int) 
             "beyond the calendar": {**body, "check_in": calendar.last_night, "nights": 3},
             "negative price": {**body, "max_price": -50.0}}
 
-
-def fault(answer: dict) -> str:
-    """A short line naming the fault in a 4xx answer's JSON (``{"detail": ...}``): the text of
-    a 404 or of a 422 raised by the endpoint, or ``field: message`` of the first validation
-    error."""
-    if not isinstance(answer, dict) or "detail" not in answer:
-        raise ValueError(f"not an error answer (no 'detail'): {answer!r}")
-    detail = answer["detail"]
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        where = [str(part) for part in detail[0].get("loc", []) if part != "body"]
-        return f"{'.'.join(where) or 'body'}: {detail[0].get('msg', '')}"
-    raise ValueError(f"an error answer's detail must be a str or a list of errors, got {detail!r}")
 
 
 def answer_table(answers: dict) -> pd.DataFrame:
