@@ -435,3 +435,17 @@ def test_asyncio_records_go_to_the_server_log_while_it_runs(capsys):
     assert any("asyncio: a record from the event loop" in line for line in server.log)
     assert "a record from the event loop" not in capsys.readouterr().err
     assert logger.propagate is propagate and server._log_handler not in logger.handlers
+
+
+def test_faiss_threads_sets_the_count_inside_and_restores_it():
+    import faiss
+
+    from mlsd.systems.serving import faiss_threads
+
+    before = faiss.omp_get_max_threads()
+    with faiss_threads(1):
+        assert faiss.omp_get_max_threads() == 1
+    assert faiss.omp_get_max_threads() == before
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        with faiss_threads(0):
+            pass

@@ -24,7 +24,6 @@ Everything computed "at a cut-off" reads the log strictly before it.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import faiss
@@ -43,6 +42,7 @@ from mlsd.evaluation.drift import psi_categorical
 from mlsd.evaluation.experiments import welch_test
 from mlsd.evaluation.headline import lift_share
 from mlsd.evaluation.ranking import top_k, top_k_mask
+from mlsd.systems.serving import faiss_threads
 
 __all__ = [
     "Catalogue", "History", "make_catalogue", "make_history", "allowed_at", "genre_counts",
@@ -456,15 +456,6 @@ def thinned(log, share, cut, seed) -> pd.DataFrame:
 # --------------------------------------------------------------------------- serving
 
 
-@contextmanager
-def _faiss_threads(n):
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(n)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
-
 
 class FeedServer:
     """One replica's request handler: the funnel for one user at the context's cut-off.
@@ -556,7 +547,7 @@ class FeedServer:
         (one row per request) and the mean funnel sizes.
         """
         runs = {path: [] for path in paths}
-        with threadpool_limits(limits=1), _faiss_threads(1):
+        with threadpool_limits(limits=1), faiss_threads(1):
             for user in np.asarray(users).tolist():
                 for path, retrieve in paths.items():  # interleaved: both see the same machine
                     runs[path].append((user, *self.serve(user, retrieve)))
@@ -597,7 +588,7 @@ def scan_timings(user_vector, seeds, catalogues: dict, n_wals, n_neighbours, rep
     dot products with a top ``n_wals``, and the flat search of the unit ``seeds`` vectors.
     """
     out = {}
-    with threadpool_limits(limits=1), _faiss_threads(1):
+    with threadpool_limits(limits=1), faiss_threads(1):
         for name, (vectors, index) in catalogues.items():
             times = []
             for _ in range(repeats):

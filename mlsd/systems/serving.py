@@ -54,6 +54,7 @@ __all__ = [
     "latency_summary",
     "check_loopback_url",
     "fault",
+    "faiss_threads",
     "StageClock",
 ]
 
@@ -440,6 +441,20 @@ def fault(answer: dict) -> str:
         where = [str(part) for part in detail[0].get("loc", []) if part != "body"]
         return f"{'.'.join(where) or 'body'}: {detail[0].get('msg', '')}"
     raise ValueError(f"an error answer's detail must be a str or a list of errors, got {detail!r}")
+
+@contextmanager
+def faiss_threads(n: int):
+    """faiss on ``n`` OpenMP threads inside the block, restored after: a serving worker's small
+    searches use one core, and threads waiting for work would only slow it down."""
+    import faiss  # imported here: only the chapters with an index need it
+
+    n = check_int("n", n, minimum=1)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- load generation

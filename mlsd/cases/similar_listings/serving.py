@@ -37,7 +37,6 @@ import numbers
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import faiss
 import numpy as np
@@ -50,7 +49,7 @@ from mlsd.book.seeding import make_rng
 from mlsd.datasets import similar_listings as _world
 from mlsd.datasets.world import World
 from mlsd.systems.feature_store import FeatureStore, SQLiteStore
-from mlsd.systems.serving import fault, service_app
+from mlsd.systems.serving import faiss_threads, fault, service_app
 
 __all__ = ["vector_table", "write_vectors", "model_row", "RegionIndex", "query_vector",
            "blocked_nights", "Calendar", "bookable", "answer_items", "request_sample",
@@ -102,16 +101,6 @@ def _id_array(name: str, values) -> np.ndarray:
 def _dim(columns, prefix: str) -> int:
     return sum(c.startswith(prefix) and c[len(prefix):].isdigit() for c in columns)
 
-
-@contextmanager
-def _faiss_threads(n: int):
-    """faiss on ``n`` OpenMP threads inside the block (a serving worker uses one core)."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(n)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- the nightly job
@@ -253,7 +242,7 @@ class RegionIndex:
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         if q.shape[1] != self.dim or not np.isfinite(q).all():
             raise ValueError(f"query must be {self.dim} finite numbers, got shape {q.shape[1:]}")
-        with _faiss_threads(1):
+        with faiss_threads(1):
             scores, ids = self._indexes[region].search(q, n)
         return ids[0], scores[0]
 
@@ -716,7 +705,7 @@ def scan_timing(n_rows: int, region_rows: int, dim: int, *, seed: int, repeats: 
     runs = {"one index, region selector": lambda: everything.search(q, 40, params=params),
             "the region's own index": lambda: own.search(q, 40)}
     out = {}
-    with _faiss_threads(1):
+    with faiss_threads(1):
         for name, run in runs.items():
             run()
             start = time.perf_counter()
