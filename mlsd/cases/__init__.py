@@ -1,5 +1,6 @@
 """Each case study's own plumbing: what its chapter uses but does not teach, one module per world
-(chapter 12's is a package of four parts, core, serving, monitoring and exercises).
+(chapters 12 and 13 have a package of four parts each: core, serving, monitoring and
+exercises).
 
 A chapter writes its lesson (the model or index it teaches) in the notebook; turning its tables
 into arrays, its evaluation harness, its serving glue and its figures live here, tested in
@@ -35,4 +36,8 @@ into arrays, its evaluation harness, its serving glue and its figures live here,
   at once, the oracle's and the clairvoyant's ranks, carousels and their replay against the
   sessions, the vector store, region indexes and the similar-listings app, the season's
   label-free signals, and the exercises' helpers.
+- :mod:`~mlsd.cases.news_feed` -- Chapter 13: the log joined to its posts, point-in-time
+  counters and the feature frame, nDCG@k with signed gains (per request and pooled), the feed
+  stores and request path, the feed app, the clickbait wave's daily signals, and the
+  exercises' helpers.
 """

@@ -1,0 +1,202 @@
+"""Chapter 13's core plumbing: point-in-time features from the log, and nDCG for every feed at once.
+
+The reaction heads, their calibration and the value they are summed into are the lesson: they
+live in the notebook. Here:
+
+- **the log as rows**: :func:`with_posts` joins each row to its post (author, topic, media,
+  creation time), :func:`realized_value` weighs a logged impression's reactions as
+  :data:`mlsd.datasets.news_feed.VALUE_WEIGHTS` weighs expected ones;
+- **features**: :func:`past_counts` counts, for each row, the log's reactions *strictly before*
+  the row's time under a key (the viewer, the pair, the post...), the way a feature store's
+  counters would have read them; :func:`feed_features` builds every feature the chapter uses;
+- **the metric**: :func:`ndcg_by_request` is nDCG@k with signed gains (a hide is worth -20) for
+  every request at once, and says which requests it leaves out and why; :func:`pooled_ndcg`
+  is the ratio of summed DCG to summed ideal DCG, the stable form for realized gains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mlsd._checks import check_int
+from mlsd.datasets import news_feed as nf
+
+__all__ = ["COUNTED", "HISTORY_KEYS", "CATEGORICAL", "with_posts", "realized_value", "past_counts",
+           "feed_features", "dcg_by_request", "ndcg_by_request", "pooled_ndcg"]
+
+#: the log columns counted for every key: each reaction, and any engagement at all
+COUNTED = nf.REACTIONS + ("engage",)
+#: feature prefix -> the key its counters are kept under
+HISTORY_KEYS = {
+    "pair": ("user_id", "author_id"),
+    "author": ("author_id",),
+    "user": ("user_id",),
+    "user_topic": ("user_id", "topic"),
+    "user_media": ("user_id", "media"),
+    "author_media": ("author_id", "media"),
+    "post": ("post_id",),
+}
+#: the categorical features (integer codes); every other feature is a number
+CATEGORICAL = ("topic", "media")
+_ROW_COLUMNS = ("user_id", "post_id", "time")
+
+
+def _frame(name: str, frame, columns) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks the columns {missing}")
+    return frame
+
+
+def with_posts(rows: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (with ``post_id``) joined to each post's author, topic, media and creation time.
+
+    Columns ``rows`` already has are kept; the order of ``rows`` is kept. Raises if a post id
+    is unknown.
+    """
+    _frame("rows", rows, ("post_id",))
+    _frame("posts", posts, ("post_id", "author_id", "topic", "media", "created"))
+    add = [c for c in ("author_id", "topic", "media", "created") if c not in rows.columns]
+    info = posts.set_index("post_id")
+    unknown = ~rows["post_id"].isin(info.index)
+    if unknown.any():
+        raise ValueError(f"unknown post ids, e.g. {rows.loc[unknown, 'post_id'].iloc[0]}")
+    joined = info.loc[rows["post_id"].to_numpy(), add].reset_index(drop=True)
+    joined.index = rows.index
+    return pd.concat([rows, joined], axis=1)
+
+
+def realized_value(log: pd.DataFrame) -> np.ndarray:
+    """Each logged impression's value: its reactions weighed like expected ones, dwell in minutes."""
+    _frame("log", log, nf.REACTIONS + ("dwell",))
+    return nf.expected_value(log)
+
+
+def past_counts(log: pd.DataFrame, rows: pd.DataFrame, by, columns=COUNTED) -> pd.DataFrame:
+    """For each row, the log's totals of ``columns`` and its row count ``n`` under the key ``by``,
+    over log rows *strictly before* the row's ``time``.
+
+    This is a point-in-time join: a row at time t sees what a counter updated by every earlier
+    impression would have read at t, never the row's own session or anything later. ``log`` and
+    ``rows`` need ``time`` and the key columns; ``log`` needs ``columns`` (``engage`` may be
+    left out: it is computed as click + like + comment + share). Returns a frame aligned with
+    ``rows`` (zeros where the key has no earlier rows).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    if not by:
+        raise ValueError("by must name at least one key column")
+    columns = list(columns)
+    log = _frame("log", log, by + ["time"] + [c for c in columns if c != "engage"])
+    _frame("rows", rows, by + ["time"])
+    if "engage" in columns and "engage" not in log:
+        log = log.assign(engage=log[["click", "like", "comment", "share"]].sum(axis=1))
+    grouped = log.groupby(by + ["time"], sort=True)
+    totals = grouped[columns].sum()
+    totals["n"] = grouped.size()
+    totals = totals.groupby(level=by, sort=False).cumsum().reset_index().sort_values("time", kind="stable")
+    left = rows[by + ["time"]].assign(_row=np.arange(len(rows))).sort_values("time", kind="stable")
+    joined = pd.merge_asof(left, totals, on="time", by=by, allow_exact_matches=False)
+    joined = joined.sort_values("_row")[columns + ["n"]].fillna(0.0)
+    joined.index = rows.index
+    return joined
+
+
+def feed_features(log: pd.DataFrame, rows: pd.DataFrame, connections: pd.DataFrame) -> pd.DataFrame:
+    """Every feature of the chapter's model for each row (an impression or a candidate).
+
+    ``rows`` needs ``user_id``, ``post_id``, ``time`` and the post's columns (see
+    :func:`with_posts`). Features: whether the author is a friend, the log of the contact count,
+    the topic and media (integer codes), the post's age in hours, and for every key in
+    :data:`HISTORY_KEYS` the log of its earlier impressions and each counted reaction's rate,
+    smoothed (``(count + 0.1) / (n + 1)``) so a key with no history gets a small rate, not 0/0.
+    """
+    rows = _frame("rows", rows, _ROW_COLUMNS + ("author_id", "topic", "media", "created"))
+    _frame("connections", connections, ("user_id", "author_id", "kind", "contacts"))
+    pair = rows[["user_id", "author_id"]].merge(connections, on=["user_id", "author_id"], how="left")
+    if pair["kind"].isna().any():
+        raise ValueError("every row's viewer must be connected to the post's author")
+    age = (rows["time"].to_numpy() - rows["created"].to_numpy()) * 24.0
+    if (age < 0).any():
+        raise ValueError("a row's time is before its post was created")
+    features = {
+        "friend": (pair["kind"].to_numpy() == "friend").astype(np.int8),
+        "contacts": np.log1p(pair["contacts"].to_numpy()),
+        "topic": pd.Categorical(rows["topic"], categories=nf.TOPICS).codes.astype(np.int8),
+        "media": pd.Categorical(rows["media"], categories=nf.MEDIA).codes.astype(np.int8),
+        "age_hours": age,
+    }
+    for prefix, key in HISTORY_KEYS.items():
+        counts = past_counts(log, rows, key)
+        n = counts["n"].to_numpy()
+        features[f"{prefix}_n"] = np.log1p(n)
+        for column in COUNTED:
+            features[f"{prefix}_{column}"] = (counts[column].to_numpy() + 0.1) / (n + 1.0)
+    return pd.DataFrame(features, index=rows.index)
+
+
+def dcg_by_request(request, score, gain, k: int = 10) -> pd.DataFrame:
+    """Every request's DCG@k under ``score``, its ideal DCG@k and its number of candidates.
+
+    Each request's candidates are ordered by ``score`` (highest first; ties keep the input
+    order) and ``DCG@k = sum_{i <= k} gain_i / log2(i + 1)``; the ideal orders the same
+    candidates by ``gain``. Gains may be negative. Returns a frame indexed by request
+    (sorted) with columns ``dcg``, ``ideal`` and ``candidates``.
+    """
+    k = check_int("k", k, minimum=1)
+    request = np.asarray(request)
+    score = np.asarray(score, dtype=float)
+    gain = np.asarray(gain, dtype=float)
+    if not (request.ndim == score.ndim == gain.ndim == 1) or not len(request) == len(score) == len(gain):
+        raise ValueError(f"request, score and gain must be 1-D of one length, got shapes "
+                         f"{request.shape}, {score.shape}, {gain.shape}")
+    if not (np.isfinite(score).all() and np.isfinite(gain).all()):
+        raise ValueError("scores and gains must be finite")
+    codes, requests = pd.factorize(request, sort=True)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+
+    def dcg(order_key: np.ndarray) -> np.ndarray:
+        order = np.lexsort((np.arange(len(codes)), -order_key, codes))
+        ranked = codes[order]
+        start = np.searchsorted(ranked, ranked, side="left")
+        position = np.arange(len(ranked)) - start
+        top = position < k
+        return np.bincount(ranked[top], gain[order][top] * discount[position[top]], len(requests))
+
+    return pd.DataFrame({"dcg": dcg(score), "ideal": dcg(gain),
+                         "candidates": np.bincount(codes, minlength=len(requests))},
+                        index=pd.Index(requests, name="request"))
+
+
+def ndcg_by_request(request, score, gain, k: int = 10) -> pd.Series:
+    """nDCG@k of every request's ranking, with signed gains; NaN where it is not defined.
+
+    nDCG@k = DCG@k / ideal DCG@k (:func:`dcg_by_request`). Gains may be negative (a post the
+    viewer would rather hide), so a ranking can score below 0, and the ideal ordering still
+    scores exactly 1. A request is left out (NaN) when its ideal DCG@k is not positive (no
+    ordering does any good: nDCG would divide by zero or flip sign) or it has fewer than two
+    candidates (one order only).
+
+    Returns a Series indexed by request (sorted).
+    """
+    table = dcg_by_request(request, score, gain, k)
+    defined = (table["ideal"] > 0) & (table["candidates"] >= 2)
+    values = np.where(defined, table["dcg"] / table["ideal"].where(defined, 1.0), np.nan)
+    return pd.Series(values, index=table.index, name=f"ndcg@{k}")
+
+
+def pooled_ndcg(request, score, gain, k: int = 10) -> float:
+    """The DCG@k of every request summed, over their ideal DCG@k summed (requests with at
+    least two candidates and a positive ideal).
+
+    With *realized* gains (what a logged viewer did), most sessions' ideal is small and one
+    hide (-20) swings such a session's nDCG by tens, so the mean of per-session nDCG is ruled
+    by a few sessions; the pooled ratio weighs each session by what was at stake in it.
+    """
+    table = dcg_by_request(request, score, gain, k)
+    table = table[(table["ideal"] > 0) & (table["candidates"] >= 2)]
+    if table.empty:
+        raise ValueError("no request has two candidates and a positive ideal DCG")
+    return float(table["dcg"].sum() / table["ideal"].sum())
