@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mlsd._checks import check_finite, check_int
-from mlsd.cases.news_feed.core import ndcg_by_request
+from mlsd.cases.news_feed.core import _frame, ndcg_by_request
 from mlsd.datasets import news_feed as nf
 from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.metrics import _midranks, roc_auc
@@ -35,15 +35,6 @@ __all__ = ["reweighted_value", "top_k_totals", "weighting_outcomes", "viewer_gai
            "sliced_gain", "auc_gain", "head_report", "connection_matrix", "svd_affinity"]
 
 _VALUE_COLUMNS = nf.REACTIONS + ("dwell",)
-
-
-def _frame(name: str, frame, columns) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks the columns {missing}")
-    return frame
 
 
 def _ids(name: str, values) -> np.ndarray:

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from mlsd._checks import check_finite, check_int
-from mlsd.cases.news_feed.core import ndcg_by_request, with_posts
+from mlsd.cases.news_feed.core import _frame, ndcg_by_request, with_posts
 from mlsd.datasets import news_feed as nf
 from mlsd.datasets.world import World
 from mlsd.evaluation.drift import dispersion_threshold, first_alarm, run_alarms
@@ -42,14 +42,6 @@ __all__ = ["LiveLog", "join_live", "DailySignal", "daily_calibration", "rate_sig
            "score_feeds", "ndcg_gain", "monitoring_numbers", "feed_numbers", "plot_monitoring"]
 
 _IMPRESSIONS = ("session_id", "user_id", "post_id", "time") + nf.REACTIONS + ("dwell",)
-
-
-def _frame(name: str, frame, columns) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    if missing := [c for c in columns if c not in frame.columns]:
-        raise ValueError(f"{name} lacks the columns {missing}")
-    return frame
 
 
 # --------------------------------------------------------------------------- the live log

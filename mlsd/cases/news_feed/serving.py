@@ -48,7 +48,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlsd._checks import check_finite, check_int
-from mlsd.cases.news_feed.core import COUNTED, HISTORY_KEYS, with_posts
+from mlsd.cases.news_feed.core import _frame, COUNTED, HISTORY_KEYS, with_posts
 from mlsd.datasets import news_feed as nf
 from mlsd.systems.feature_store import FeatureStore
 from mlsd.systems.serving import StageClock, fault, service_app
@@ -75,15 +75,6 @@ _MAX_VALUES = 30_000   # values in one IN list: under SQLite's limit on bound va
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _frame(name: str, frame, columns) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks the columns {missing}")
-    return frame
 
 
 def _store(store) -> "FeedStore":
