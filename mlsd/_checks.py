@@ -7,6 +7,7 @@ import numbers
 import re
 
 import numpy as np
+import pandas as pd
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -34,6 +35,26 @@ def check_finite(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def check_frame(name: str, frame, columns) -> pd.DataFrame:
+    """Return ``frame`` if it is a DataFrame holding every one of ``columns``, or raise."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks the columns {missing}")
+    return frame
+
+
+def check_int_ids(name: str, values) -> np.ndarray:
+    """Return ``values`` as a 1-D int64 array of ids (may be empty); raise on another shape or kind."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer ids, got {arr.dtype}")
+    return arr.astype(np.int64)
 
 
 def check_array_1d(name: str, values) -> np.ndarray:

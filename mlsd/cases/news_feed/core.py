@@ -19,11 +19,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlsd._checks import check_int
+from mlsd._checks import check_frame, check_int
 from mlsd.datasets import news_feed as nf
 
 __all__ = ["COUNTED", "HISTORY_KEYS", "CATEGORICAL", "with_posts", "realized_value", "past_counts",
-           "feed_features", "dcg_by_request", "ndcg_by_request", "pooled_ndcg"]
+           "feed_features", "features_from", "dcg_by_request", "ndcg_by_request", "pooled_ndcg"]
 
 #: the log columns counted for every key: each reaction, and any engagement at all
 COUNTED = nf.REACTIONS + ("engage",)
@@ -42,23 +42,14 @@ CATEGORICAL = ("topic", "media")
 _ROW_COLUMNS = ("user_id", "post_id", "time")
 
 
-def _frame(name: str, frame, columns) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks the columns {missing}")
-    return frame
-
-
 def with_posts(rows: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
     """``rows`` (with ``post_id``) joined to each post's author, topic, media and creation time.
 
     Columns ``rows`` already has are kept; the order of ``rows`` is kept. Raises if a post id
     is unknown.
     """
-    _frame("rows", rows, ("post_id",))
-    _frame("posts", posts, ("post_id", "author_id", "topic", "media", "created"))
+    check_frame("rows", rows, ("post_id",))
+    check_frame("posts", posts, ("post_id", "author_id", "topic", "media", "created"))
     add = [c for c in ("author_id", "topic", "media", "created") if c not in rows.columns]
     info = posts.set_index("post_id")
     unknown = ~rows["post_id"].isin(info.index)
@@ -71,7 +62,7 @@ def with_posts(rows: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
 
 def realized_value(log: pd.DataFrame) -> np.ndarray:
     """Each logged impression's value: its reactions weighed like expected ones, dwell in minutes."""
-    _frame("log", log, nf.REACTIONS + ("dwell",))
+    check_frame("log", log, nf.REACTIONS + ("dwell",))
     return nf.expected_value(log)
 
 
@@ -89,8 +80,8 @@ def past_counts(log: pd.DataFrame, rows: pd.DataFrame, by, columns=COUNTED) -> p
     if not by:
         raise ValueError("by must name at least one key column")
     columns = list(columns)
-    log = _frame("log", log, by + ["time"] + [c for c in columns if c != "engage"])
-    _frame("rows", rows, by + ["time"])
+    log = check_frame("log", log, by + ["time"] + [c for c in columns if c != "engage"])
+    check_frame("rows", rows, by + ["time"])
     if "engage" in columns and "engage" not in log:
         log = log.assign(engage=log[["click", "like", "comment", "share"]].sum(axis=1))
     grouped = log.groupby(by + ["time"], sort=True)
@@ -113,28 +104,47 @@ def feed_features(log: pd.DataFrame, rows: pd.DataFrame, connections: pd.DataFra
     :data:`HISTORY_KEYS` the log of its earlier impressions and each counted reaction's rate,
     smoothed (``(count + 0.1) / (n + 1)``) so a key with no history gets a small rate, not 0/0.
     """
-    rows = _frame("rows", rows, _ROW_COLUMNS + ("author_id", "topic", "media", "created"))
-    _frame("connections", connections, ("user_id", "author_id", "kind", "contacts"))
+    rows = check_frame("rows", rows, _ROW_COLUMNS + ("author_id", "topic", "media", "created"))
+    check_frame("connections", connections, ("user_id", "author_id", "kind", "contacts"))
     pair = rows[["user_id", "author_id"]].merge(connections, on=["user_id", "author_id"], how="left")
     if pair["kind"].isna().any():
         raise ValueError("every row's viewer must be connected to the post's author")
     age = (rows["time"].to_numpy() - rows["created"].to_numpy()) * 24.0
     if (age < 0).any():
         raise ValueError("a row's time is before its post was created")
+    counts = {prefix: past_counts(log, rows, key)[[*COUNTED, "n"]].to_numpy()
+              for prefix, key in HISTORY_KEYS.items()}
+    return features_from(pair["kind"], pair["contacts"], rows["topic"], rows["media"], age,
+                         counts, index=rows.index)
+
+
+def features_from(kind, contacts, topic, media, age_hours, counts, *, index) -> pd.DataFrame:
+    """The feature frame from its parts, one row per candidate: the one arithmetic behind
+    :func:`feed_features` (counts from the log) and ``serving.served_features`` (counts from
+    the serving counters), so that the two agree to the bit.
+
+    ``kind`` is each pair's connection type, ``contacts`` its contact count, ``topic`` and
+    ``media`` the post's, ``age_hours`` its age; ``counts`` maps every prefix of
+    :data:`HISTORY_KEYS` to an array with a row per candidate and the columns ``COUNTED`` then
+    ``n``: the reactions and the impressions counted under that key before the candidate.
+    """
     features = {
-        "friend": (pair["kind"].to_numpy() == "friend").astype(np.int8),
-        "contacts": np.log1p(pair["contacts"].to_numpy()),
-        "topic": pd.Categorical(rows["topic"], categories=nf.TOPICS).codes.astype(np.int8),
-        "media": pd.Categorical(rows["media"], categories=nf.MEDIA).codes.astype(np.int8),
-        "age_hours": age,
+        "friend": (np.asarray(kind) == "friend").astype(np.int8),
+        "contacts": np.log1p(np.asarray(contacts)),
+        "topic": pd.Categorical(topic, categories=nf.TOPICS).codes.astype(np.int8),
+        "media": pd.Categorical(media, categories=nf.MEDIA).codes.astype(np.int8),
+        "age_hours": age_hours,
     }
-    for prefix, key in HISTORY_KEYS.items():
-        counts = past_counts(log, rows, key)
-        n = counts["n"].to_numpy()
+    for prefix in HISTORY_KEYS:
+        table = np.asarray(counts[prefix])
+        if table.shape != (len(features["friend"]), len(COUNTED) + 1):
+            raise ValueError(f"counts[{prefix!r}] must have a row per candidate and "
+                             f"{len(COUNTED) + 1} columns, got shape {table.shape}")
+        n = table[:, -1]
         features[f"{prefix}_n"] = np.log1p(n)
-        for column in COUNTED:
-            features[f"{prefix}_{column}"] = (counts[column].to_numpy() + 0.1) / (n + 1.0)
-    return pd.DataFrame(features, index=rows.index)
+        for j, column in enumerate(COUNTED):
+            features[f"{prefix}_{column}"] = (table[:, j] + 0.1) / (n + 1.0)
+    return pd.DataFrame(features, index=index)
 
 
 def dcg_by_request(request, score, gain, k: int = 10) -> pd.DataFrame:

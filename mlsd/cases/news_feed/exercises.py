@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlsd._checks import check_finite, check_int
-from mlsd.cases.news_feed.core import _frame, ndcg_by_request
+from mlsd._checks import check_finite, check_frame, check_int, check_int_ids
+from mlsd.cases.news_feed.core import ndcg_by_request
 from mlsd.datasets import news_feed as nf
 from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.metrics import _midranks, roc_auc
@@ -35,15 +35,6 @@ __all__ = ["reweighted_value", "top_k_totals", "weighting_outcomes", "viewer_gai
            "sliced_gain", "auc_gain", "head_report", "connection_matrix", "svd_affinity"]
 
 _VALUE_COLUMNS = nf.REACTIONS + ("dwell",)
-
-
-def _ids(name: str, values) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer ids, got {arr.dtype}")
-    return arr.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- the weights
@@ -58,7 +49,7 @@ def reweighted_value(reactions: pd.DataFrame, weights: dict) -> np.ndarray:
     :func:`~mlsd.datasets.news_feed.expected_value`. Raises for an unknown key or a weight that
     is not a finite number.
     """
-    _frame("reactions", reactions, _VALUE_COLUMNS)
+    check_frame("reactions", reactions, _VALUE_COLUMNS)
     if not isinstance(weights, dict) or not weights:
         raise TypeError(f"weights must be a non-empty dict like VALUE_WEIGHTS, got {weights!r}")
     unknown = sorted(set(weights) - set(nf.VALUE_WEIGHTS))
@@ -83,7 +74,7 @@ def top_k_totals(request, score, outcomes: pd.DataFrame, k: int = 10) -> pd.Data
     k = check_int("k", k, minimum=1)
     request = np.asarray(request)
     score = np.asarray(score, dtype=float)
-    _frame("outcomes", outcomes, ())
+    check_frame("outcomes", outcomes, ())
     if request.ndim != 1 or score.shape != request.shape or len(outcomes) != len(request):
         raise ValueError(f"request, score and outcomes need one row per candidate, got "
                          f"{request.shape}, {score.shape} and {len(outcomes)} rows")
@@ -260,15 +251,15 @@ def head_report(log: pd.DataFrame, drawn: pd.DataFrame, true: pd.DataFrame,
     prediction over the mean true probability (1 when calibrated in the large). ``drawn``,
     ``true`` and every system's frame are aligned row by row.
     """
-    _frame("log", log, nf.REACTIONS)
-    _frame("drawn", drawn, nf.REACTIONS)
-    _frame("true", true, nf.REACTIONS)
+    check_frame("log", log, nf.REACTIONS)
+    check_frame("drawn", drawn, nf.REACTIONS)
+    check_frame("true", true, nf.REACTIONS)
     if not isinstance(systems, dict) or not systems:
         raise TypeError("systems must be a non-empty dict: name -> predicted probabilities")
     if "truth" in systems:
         raise ValueError("'truth' names the true probabilities' column: call the system otherwise")
     for name, frame in systems.items():
-        _frame(f"systems[{name!r}]", frame, nf.REACTIONS)
+        check_frame(f"systems[{name!r}]", frame, nf.REACTIONS)
         if len(frame) != len(drawn):
             raise ValueError(f"systems[{name!r}] has {len(frame)} rows, drawn has {len(drawn)}: "
                              "they must be aligned row by row")
@@ -303,16 +294,16 @@ def connection_matrix(connections: pd.DataFrame, n_users: int, n_authors: int,
     """
     n_users = check_int("n_users", n_users, minimum=1)
     n_authors = check_int("n_authors", n_authors, minimum=1)
-    _frame("connections", connections, ("user_id", "author_id"))
-    users, authors = _ids("user_id", connections["user_id"]), _ids("author_id", connections["author_id"])
+    check_frame("connections", connections, ("user_id", "author_id"))
+    users, authors = check_int_ids("user_id", connections["user_id"]), check_int_ids("author_id", connections["author_id"])
     if len(users) and (users.min() < 0 or users.max() >= n_users or authors.min() < 0
                        or authors.max() >= n_authors):
         raise ValueError(f"ids must lie in 0..{n_users - 1} (viewers) and 0..{n_authors - 1} (authors)")
     matrix = np.zeros((n_users, n_authors))
     matrix[users, authors] = 1.0
     if counts is not None:
-        _frame("counts", counts, ("user_id", "author_id", "count"))
-        u, a = _ids("counts.user_id", counts["user_id"]), _ids("counts.author_id", counts["author_id"])
+        check_frame("counts", counts, ("user_id", "author_id", "count"))
+        u, a = check_int_ids("counts.user_id", counts["user_id"]), check_int_ids("counts.author_id", counts["author_id"])
         c = counts["count"].to_numpy(dtype=float)
         if not (np.isfinite(c).all() and (c >= 0).all()):
             raise ValueError("counts must be finite and non-negative")
@@ -338,7 +329,7 @@ def svd_affinity(matrix, users, authors, dims) -> pd.DataFrame:
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or not np.isfinite(matrix).all():
         raise ValueError(f"matrix must be a finite 2-D array (viewers x authors), got shape {matrix.shape}")
-    users, authors = _ids("users", users), _ids("authors", authors)
+    users, authors = check_int_ids("users", users), check_int_ids("authors", authors)
     if users.shape != authors.shape:
         raise ValueError(f"users and authors need one id per pair, got {users.shape} and {authors.shape}")
     if len(users) and (users.min() < 0 or users.max() >= matrix.shape[0] or authors.min() < 0

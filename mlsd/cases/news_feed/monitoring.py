@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlsd._checks import check_finite, check_int
-from mlsd.cases.news_feed.core import _frame, ndcg_by_request, with_posts
+from mlsd._checks import check_finite, check_frame, check_int
+from mlsd.cases.news_feed.core import ndcg_by_request, with_posts
 from mlsd.datasets import news_feed as nf
 from mlsd.datasets.world import World
 from mlsd.evaluation.drift import dispersion_threshold, first_alarm, run_alarms
@@ -70,11 +70,11 @@ def join_live(world: World, log: pd.DataFrame, new_posts: pd.DataFrame,
     after the log's last one."""
     if not isinstance(world, World):
         raise TypeError(f"world must be a World, got {type(world).__name__}")
-    log = _frame("log", log, _IMPRESSIONS + ("author_id", "topic", "media", "created"))
-    new_posts = _frame("new_posts", new_posts, ("post_id", "author_id", "topic", "media",
+    log = check_frame("log", log, _IMPRESSIONS + ("author_id", "topic", "media", "created"))
+    new_posts = check_frame("new_posts", new_posts, ("post_id", "author_id", "topic", "media",
                                                 "created"))
-    new_truth = _frame("new_truth", new_truth, ("post_id", "quality", "virality", "clickbait"))
-    impressions = _frame("impressions", impressions, _IMPRESSIONS)
+    new_truth = check_frame("new_truth", new_truth, ("post_id", "quality", "virality", "clickbait"))
+    impressions = check_frame("impressions", impressions, _IMPRESSIONS)
     posts = pd.concat([world.observed["posts"], new_posts], ignore_index=True)
     truth = pd.concat([world.hidden["post_truth"], new_truth], ignore_index=True)
     if not (np.array_equal(posts["post_id"].to_numpy(), np.arange(len(posts)))
@@ -208,8 +208,8 @@ def live_signals(rows: pd.DataFrame, predicted: pd.DataFrame, reference: range, 
     reaction labels): ``"hide rate"`` (:func:`rate_signal`), then ``"<head> calibration"``
     for each of ``heads`` (:func:`calibration_signal`, with ``predicted`` = the deployed
     model's probabilities, one row per row)."""
-    rows = _frame("rows", rows, ("day", "hide", *heads))
-    predicted = _frame("predicted", predicted, heads)
+    rows = check_frame("rows", rows, ("day", "hide", *heads))
+    predicted = check_frame("predicted", predicted, heads)
     if len(predicted) != len(rows):
         raise ValueError(f"predicted needs one row per row of rows ({len(rows)}), "
                          f"got {len(predicted)}")

@@ -47,8 +47,8 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlsd._checks import check_finite, check_int
-from mlsd.cases.news_feed.core import _frame, COUNTED, HISTORY_KEYS, with_posts
+from mlsd._checks import check_finite, check_frame, check_int
+from mlsd.cases.news_feed.core import COUNTED, HISTORY_KEYS, features_from, with_posts
 from mlsd.datasets import news_feed as nf
 from mlsd.systems.feature_store import FeatureStore
 from mlsd.systems.serving import StageClock, fault, service_app
@@ -161,9 +161,9 @@ def write_feed_store(store: FeedStore, log: pd.DataFrame, posts: pd.DataFrame,
     """
     store = _store(store)
     as_of = check_finite("as_of", as_of)
-    _frame("log", log, ["user_id", "post_id", "time", *nf.REACTIONS])
-    _frame("posts", posts, _POST_COLUMNS)
-    _frame("connections", connections, ["user_id", "author_id", "kind", "contacts"])
+    check_frame("log", log, ["user_id", "post_id", "time", *nf.REACTIONS])
+    check_frame("posts", posts, _POST_COLUMNS)
+    check_frame("connections", connections, ["user_id", "author_id", "kind", "contacts"])
     before = log[log["time"].to_numpy() < as_of]
     if not {"author_id", "topic", "media"} <= set(before.columns):
         before = with_posts(before, posts)
@@ -192,7 +192,7 @@ def add_posts(store: FeedStore, new_posts: pd.DataFrame) -> int:
     in the table. Returns the rows added.
     """
     store = _store(store)
-    _frame("new_posts", new_posts, _POST_COLUMNS)
+    check_frame("new_posts", new_posts, _POST_COLUMNS)
     rows = [(int(a), float(c), int(p), str(t), str(m)) for a, c, p, t, m in
             new_posts[_POST_COLUMNS].itertuples(index=False, name=None)]
     known = store.select("posts", ["post_id"], among={"post_id": [r[2] for r in rows]})
@@ -214,7 +214,7 @@ def record_impressions(store: FeedStore, impressions: pd.DataFrame) -> pd.DataFr
     replayed event must not count twice). Returns the rows added to each table.
     """
     store = _store(store)
-    _frame("impressions", impressions, ["user_id", "post_id", "time"])
+    check_frame("impressions", impressions, ["user_id", "post_id", "time"])
     if impressions.empty:
         raise ValueError("impressions is empty: nothing to record")
     if impressions.duplicated(["user_id", "post_id"]).any():
@@ -304,17 +304,11 @@ def served_features(store: FeedStore, candidates: pd.DataFrame) -> pd.DataFrame:
     counter row counts zero.
     """
     store = _store(store)
-    rows = _frame("candidates", candidates, _CANDIDATE_COLUMNS)
+    rows = check_frame("candidates", candidates, _CANDIDATE_COLUMNS)
     age = (rows["time"].to_numpy(dtype=float) - rows["created"].to_numpy(dtype=float)) * 24.0
     if (age < 0).any():
         raise ValueError("a candidate's time is before its post was created")
-    features = {
-        "friend": (rows["kind"].to_numpy() == "friend").astype(np.int8),
-        "contacts": np.log1p(rows["contacts"].to_numpy()),
-        "topic": pd.Categorical(rows["topic"], categories=nf.TOPICS).codes.astype(np.int8),
-        "media": pd.Categorical(rows["media"], categories=nf.MEDIA).codes.astype(np.int8),
-        "age_hours": age,
-    }
+    counts = {}
     for prefix, key in HISTORY_KEYS.items():
         key = list(key)
         read = store.select(f"{prefix}_counts", key + _COUNTS,
@@ -322,13 +316,10 @@ def served_features(store: FeedStore, candidates: pd.DataFrame) -> pd.DataFrame:
         where = dict(zip(zip(*(read[k].tolist() for k in key)), range(len(read))))
         at = np.array([where.get(k, len(read)) for k in zip(*(rows[c].tolist() for c in key))],
                       dtype=np.int64)
-        counts = np.vstack([read[_COUNTS].to_numpy(dtype=np.int64),
-                            np.zeros((1, len(_COUNTS)), dtype=np.int64)])[at]
-        n = counts[:, -1]
-        features[f"{prefix}_n"] = np.log1p(n)
-        for j, column in enumerate(COUNTED):
-            features[f"{prefix}_{column}"] = (counts[:, j] + 0.1) / (n + 1.0)
-    return pd.DataFrame(features, index=rows.index)
+        counts[prefix] = np.vstack([read[_COUNTS].to_numpy(dtype=np.int64),
+                                    np.zeros((1, len(_COUNTS)), dtype=np.int64)])[at]
+    return features_from(rows["kind"], rows["contacts"], rows["topic"], rows["media"], age,
+                         counts, index=rows.index)
 
 
 def rank_feed(store: FeedStore, score: Callable, user_id: int, time: float,
@@ -353,8 +344,8 @@ def next_post(posts: pd.DataFrame, connections: pd.DataFrame, user_id: int,
               after: float) -> pd.Series:
     """The first post made at or after ``after`` by one of the viewer's connections (ties: the
     lowest post id); ``LookupError`` if none is."""
-    _frame("posts", posts, ["post_id", "author_id", "created"])
-    _frame("connections", connections, ["user_id", "author_id"])
+    check_frame("posts", posts, ["post_id", "author_id", "created"])
+    check_frame("connections", connections, ["user_id", "author_id"])
     user_id = check_int("user_id", user_id, minimum=0)
     after = check_finite("after", after)
     followed = connections.loc[connections["user_id"] == user_id, "author_id"]
@@ -376,8 +367,8 @@ def skew_table(served: pd.DataFrame, candidates: pd.DataFrame, X_offline: pd.Dat
     they agree to the bit). Raises ``ValueError`` if the sets differ in size (nothing to
     compare row for row).
     """
-    _frame("served", served, ["user_id", "post_id", "value", *X_offline.columns])
-    _frame("candidates", candidates, ["user_id", "post_id"])
+    check_frame("served", served, ["user_id", "post_id", "value", *X_offline.columns])
+    check_frame("candidates", candidates, ["user_id", "post_id"])
     value_offline = np.asarray(value_offline, dtype=float)
     if not len(candidates) == len(X_offline) == len(value_offline):
         raise ValueError("candidates, X_offline and value_offline must be aligned row for row")
@@ -462,7 +453,7 @@ class FeedPages:
 
 def feed_items(ranked: pd.DataFrame) -> list:
     """A ranked frame (post_id, author_id, value; best first) as the answer's items."""
-    _frame("ranked", ranked, ["post_id", "author_id", "value"])
+    check_frame("ranked", ranked, ["post_id", "author_id", "value"])
     return [{"post_id": int(p), "author_id": int(a), "value": round(float(v), 4)}
             for p, a, v in ranked[["post_id", "author_id", "value"]].itertuples(index=False)]
 

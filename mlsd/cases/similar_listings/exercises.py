@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlsd._checks import check_finite, check_int
+from mlsd._checks import check_finite, check_int, check_int_ids
 from mlsd.book.seeding import make_rng
 from mlsd.cases.similar_listings.core import _grouped_ranks, _queries
 from mlsd.datasets import similar_listings as sl
@@ -25,15 +25,6 @@ from mlsd.datasets.world import World
 __all__ = ["region_mean_rows", "neighbour_region_share", "same_region_noise", "precomputed_lists",
            "calendar_matrix", "list_survivors", "precomputed_survivors", "first_clicks", "vector_ranks",
            "session_posterior"]
-
-
-def _ids(name: str, values) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer ids, got {arr.dtype}")
-    return arr.astype(np.int64)
 
 
 def _world(world) -> World:
@@ -55,7 +46,7 @@ def region_mean_rows(matrix, region, known) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim not in (1, 2):
         raise ValueError(f"matrix must be 1-D or 2-D (one row per listing), got shape {matrix.shape}")
-    region = _ids("region", region)
+    region = check_int_ids("region", region)
     known = np.asarray(known)
     if known.dtype != bool:
         raise TypeError(f"known must be a boolean array, got {known.dtype}")
@@ -81,7 +72,7 @@ def neighbour_region_share(vectors, region, k: int = 10) -> float:
     Raises ``ValueError`` for ``k + 1`` listings or fewer, or a zero or non-finite vector.
     """
     v = np.asarray(vectors, dtype=float)
-    region = _ids("region", region)
+    region = check_int_ids("region", region)
     k = check_int("k", k, minimum=1)
     if v.ndim != 2 or len(v) != len(region):
         raise ValueError(f"vectors must be (listings, dim) with one region per row, got {v.shape} "
@@ -103,7 +94,7 @@ def same_region_noise(counts, region, power: float = 0.75) -> float:
     to ``counts`` (clicks per listing) and negatives from word2vec's noise, ``counts **
     power`` normalised. The sum over regions of the context's share times the noise's."""
     counts = np.asarray(counts, dtype=float)
-    region = _ids("region", region)
+    region = check_int_ids("region", region)
     power = check_finite("power", power)
     if counts.shape != region.shape or counts.ndim != 1:
         raise ValueError(f"counts and region need one value per listing, got {counts.shape} and {region.shape}")
@@ -124,7 +115,7 @@ def precomputed_lists(w_in, w_out, log_pop, alpha: float, region, k: int = 50, o
     ``k + 1`` candidates. ``open_mask`` (one bool per listing) keeps closed listings out."""
     w_in, w_out = np.asarray(w_in, dtype=float), np.asarray(w_out, dtype=float)
     log_pop = np.asarray(log_pop, dtype=float)
-    region = _ids("region", region)
+    region = check_int_ids("region", region)
     k = check_int("k", k, minimum=1)
     alpha = check_finite("alpha", alpha)
     n = len(region)
@@ -156,7 +147,7 @@ def calendar_matrix(blocked: pd.DataFrame, n_listings: int, first_night: int, n_
     n_listings = check_int("n_listings", n_listings, minimum=1)
     first_night = check_int("first_night", first_night, minimum=0)
     n_nights = check_int("n_nights", n_nights, minimum=1)
-    ids, nights = _ids("listing_id", blocked["listing_id"]), _ids("night", blocked["night"]) - first_night
+    ids, nights = check_int_ids("listing_id", blocked["listing_id"]), check_int_ids("night", blocked["night"]) - first_night
     if ids.size and (ids.min() < 0 or ids.max() >= n_listings):
         raise ValueError(f"blocked names a listing outside 0..{n_listings - 1}")
     if nights.size and (nights.min() < 0 or nights.max() >= n_nights):
@@ -217,7 +208,7 @@ def first_clicks(clicks: pd.DataFrame, m: int, session_ids=None) -> pd.DataFrame
     wide = wide.reindex(columns=range(m)).dropna().astype(np.int64)
     wide.columns = [f"click_{i}" for i in range(m)]
     if session_ids is not None:
-        wanted = _ids("session_ids", session_ids)
+        wanted = check_int_ids("session_ids", session_ids)
         wide = wide.loc[wanted[np.isin(wanted, wide.index)]]
     return wide
 
