@@ -92,6 +92,23 @@ def test_every_image_in_the_text_has_alt_text(path):
     assert images_without_alt(markdown) == []
 
 
+def myst_comment_lines(markdown: str) -> list[str]:
+    """Lines MyST drops as comments: any that starts with %, such as a "95\n% interval" wrap."""
+    return [line for line in markdown.splitlines() if line.startswith("%")]
+
+
+def test_comment_check_catches_a_percent_sign_wrapped_to_a_line_start():
+    assert myst_comment_lines("a gain of 0.1 (95\n% interval 0.0 to 0.2)") == ["% interval 0.0 to 0.2)"]
+    assert myst_comment_lines("a gain of 0.1 (95 % interval\n0.0 to 0.2)") == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_no_line_of_prose_is_hidden_as_a_myst_comment(path):
+    """A Markdown line that starts with % is a MyST comment: it vanishes from the page unseen."""
+    markdown = "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    assert myst_comment_lines(markdown) == []
+
+
 HEADING = re.compile(r"^(#{1,6})\s+\S")
 
 
