@@ -295,7 +295,8 @@ def connection_matrix(connections: pd.DataFrame, n_users: int, n_authors: int,
     n_users = check_int("n_users", n_users, minimum=1)
     n_authors = check_int("n_authors", n_authors, minimum=1)
     check_frame("connections", connections, ("user_id", "author_id"))
-    users, authors = check_int_ids("user_id", connections["user_id"]), check_int_ids("author_id", connections["author_id"])
+    users = check_int_ids("user_id", connections["user_id"])
+    authors = check_int_ids("author_id", connections["author_id"])
     if len(users) and (users.min() < 0 or users.max() >= n_users or authors.min() < 0
                        or authors.max() >= n_authors):
         raise ValueError(f"ids must lie in 0..{n_users - 1} (viewers) and 0..{n_authors - 1} (authors)")
@@ -303,7 +304,8 @@ def connection_matrix(connections: pd.DataFrame, n_users: int, n_authors: int,
     matrix[users, authors] = 1.0
     if counts is not None:
         check_frame("counts", counts, ("user_id", "author_id", "count"))
-        u, a = check_int_ids("counts.user_id", counts["user_id"]), check_int_ids("counts.author_id", counts["author_id"])
+        u = check_int_ids("counts.user_id", counts["user_id"])
+        a = check_int_ids("counts.author_id", counts["author_id"])
         c = counts["count"].to_numpy(dtype=float)
         if not (np.isfinite(c).all() and (c >= 0).all()):
             raise ValueError("counts must be finite and non-negative")
