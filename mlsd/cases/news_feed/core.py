@@ -21,9 +21,11 @@ import pandas as pd
 
 from mlsd._checks import check_frame, check_int
 from mlsd.datasets import news_feed as nf
+from mlsd.evaluation.experiments import paired_bootstrap
 
 __all__ = ["COUNTED", "HISTORY_KEYS", "CATEGORICAL", "with_posts", "realized_value", "past_counts",
-           "feed_features", "features_from", "dcg_by_request", "ndcg_by_request", "pooled_ndcg"]
+           "feed_features", "features_from", "dcg_by_request", "ndcg_by_request", "pooled_ndcg",
+           "viewer_gain"]
 
 #: the log columns counted for every key: each reaction, and any engagement at all
 COUNTED = nf.REACTIONS + ("engage",)
@@ -210,3 +212,32 @@ def pooled_ndcg(request, score, gain, k: int = 10) -> float:
     if table.empty:
         raise ValueError("no request has two candidates and a positive ideal DCG")
     return float(table["dcg"].sum() / table["ideal"].sum())
+
+
+def _aligned(before, after) -> tuple[pd.Series, pd.Series]:
+    for name, s in (("before", before), ("after", after)):
+        if not isinstance(s, pd.Series):
+            raise TypeError(f"{name} must be a Series indexed by viewer (ndcg_by_request's), "
+                            f"got {type(s).__name__}")
+        if not s.index.is_unique:
+            raise ValueError(f"{name} has a viewer twice in its index")
+    before, after = before.align(after, join="outer")  # a viewer missing from one is NaN there
+    both = before.notna() & after.notna()  # a viewer left out of either is left out of both
+    return before[both].astype(float), after[both].astype(float)
+
+
+def viewer_gain(before: pd.Series, after: pd.Series, *, seed, n_resamples: int = 1000,
+                level: float = 0.95) -> tuple[float, float, float]:
+    """The mean per-viewer gain ``after - before`` and its paired bootstrap interval:
+    ``(gain, low, high)``.
+
+    ``before`` and ``after`` are per-viewer scores indexed by viewer (two systems'
+    ``ndcg_by_request``); viewers NaN or missing in either are left out of both. ``seed`` is
+    an int or a ``np.random.Generator`` (``exercise_rng``).
+    """
+    b, a = _aligned(before, after)
+    if len(b) < 2:
+        raise ValueError(f"need at least two viewers scored by both systems, got {len(b)}")
+    low, high = paired_bootstrap(lambda x, y: float(np.mean(y - x)), b.to_numpy(), a.to_numpy(),
+                                 seed=seed, n_resamples=n_resamples, level=level)
+    return float((a - b).mean()), low, high

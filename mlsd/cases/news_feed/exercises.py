@@ -4,9 +4,9 @@
   weights than :data:`mlsd.datasets.news_feed.VALUE_WEIGHTS`, :func:`top_k_totals` sums any
   outcome (expected clicks, hides, clickbait posts) over each feed's first k posts, and
   :func:`weighting_outcomes` does both for several weightings at once;
-- **comparisons over viewers**: :func:`viewer_gain` is the mean per-viewer gain of one system
-  over another with a paired bootstrap interval, :func:`interval_reads` says how it reads, and
-  :func:`sliced_gain` gives the gain per slice;
+- **comparisons over viewers**: the core's :func:`~mlsd.cases.news_feed.core.viewer_gain` is
+  the mean per-viewer gain of one system over another with a paired bootstrap interval,
+  :func:`interval_reads` says how it reads, and :func:`sliced_gain` gives the gain per slice;
 - **AUC**: :func:`auc_gain` is the difference of two scores' ROC-AUC on the same labels with
   DeLong's interval (no resampling: fast on a hundred thousand rows);
 - **the heads**: :func:`head_report` puts each reaction's positives in the log, the AUC of
@@ -26,12 +26,11 @@ import numpy as np
 import pandas as pd
 
 from mlsd._checks import check_finite, check_frame, check_int, check_int_ids
-from mlsd.cases.news_feed.core import ndcg_by_request
+from mlsd.cases.news_feed.core import _aligned, ndcg_by_request, viewer_gain
 from mlsd.datasets import news_feed as nf
-from mlsd.evaluation.experiments import paired_bootstrap
 from mlsd.evaluation.metrics import _midranks, roc_auc
 
-__all__ = ["reweighted_value", "top_k_totals", "weighting_outcomes", "viewer_gain", "interval_reads",
+__all__ = ["reweighted_value", "top_k_totals", "weighting_outcomes", "interval_reads",
            "sliced_gain", "auc_gain", "head_report", "connection_matrix", "svd_affinity"]
 
 _VALUE_COLUMNS = nf.REACTIONS + ("dwell",)
@@ -118,35 +117,6 @@ def weighting_outcomes(request, predicted: pd.DataFrame, weightings: dict, outco
 
 
 # --------------------------------------------------------------------------- comparisons
-
-
-def _aligned(before, after) -> tuple[pd.Series, pd.Series]:
-    for name, s in (("before", before), ("after", after)):
-        if not isinstance(s, pd.Series):
-            raise TypeError(f"{name} must be a Series indexed by viewer (ndcg_by_request's), "
-                            f"got {type(s).__name__}")
-        if not s.index.is_unique:
-            raise ValueError(f"{name} has a viewer twice in its index")
-    before, after = before.align(after, join="outer")  # a viewer missing from one is NaN there
-    both = before.notna() & after.notna()  # a viewer left out of either is left out of both
-    return before[both].astype(float), after[both].astype(float)
-
-
-def viewer_gain(before: pd.Series, after: pd.Series, *, seed, n_resamples: int = 1000,
-                level: float = 0.95) -> tuple[float, float, float]:
-    """The mean per-viewer gain ``after - before`` and its paired bootstrap interval:
-    ``(gain, low, high)``.
-
-    ``before`` and ``after`` are per-viewer scores indexed by viewer (two systems'
-    ``ndcg_by_request``); viewers NaN or missing in either are left out of both. ``seed`` is
-    an int or a ``np.random.Generator`` (``exercise_rng``).
-    """
-    b, a = _aligned(before, after)
-    if len(b) < 2:
-        raise ValueError(f"need at least two viewers scored by both systems, got {len(b)}")
-    low, high = paired_bootstrap(lambda x, y: float(np.mean(y - x)), b.to_numpy(), a.to_numpy(),
-                                 seed=seed, n_resamples=n_resamples, level=level)
-    return float((a - b).mean()), low, high
 
 
 def interval_reads(low: float, high: float) -> str:

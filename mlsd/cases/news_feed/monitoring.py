@@ -31,11 +31,10 @@ import pandas as pd
 from scipy import stats
 
 from mlsd._checks import check_finite, check_frame, check_int
-from mlsd.cases.news_feed.core import ndcg_by_request, with_posts
+from mlsd.cases.news_feed.core import ndcg_by_request, viewer_gain, with_posts
 from mlsd.datasets import news_feed as nf
 from mlsd.datasets.world import World
 from mlsd.evaluation.drift import dispersion_threshold, first_alarm, run_alarms
-from mlsd.evaluation.experiments import paired_bootstrap
 
 __all__ = ["LiveLog", "join_live", "DailySignal", "daily_calibration", "rate_signal",
            "calibration_signal", "live_signals", "alarm_table", "FeedDay", "feed_day",
@@ -302,15 +301,13 @@ def score_feeds(feed: FeedDay, scores: Mapping, *, k: int = 10
 def ndcg_gain(per_viewer: pd.DataFrame, before: str, after: str, *, seed) -> tuple:
     """``(gain, low, high)``: the mean over viewers of ``after``'s nDCG less ``before``'s
     (columns of :func:`score_feeds`'s ``per_viewer``), with a 95 % paired bootstrap
-    interval over the viewers where both are defined."""
+    interval over the viewers where both are defined: the core's ``viewer_gain`` on two
+    columns."""
     if not isinstance(per_viewer, pd.DataFrame):
         raise TypeError("per_viewer must be score_feeds's per-viewer frame")
     if missing := [c for c in (before, after) if c not in per_viewer]:
         raise ValueError(f"per_viewer lacks the systems {missing}")
-    both = per_viewer[[before, after]].dropna()
-    a, b = both[before].to_numpy(), both[after].to_numpy()
-    low, high = paired_bootstrap(lambda x, y: float(np.mean(y - x)), a, b, seed=seed)
-    return float(np.mean(b - a)), low, high
+    return viewer_gain(per_viewer[before], per_viewer[after], seed=seed)
 
 
 # --------------------------------------------------------------------------- numbers and figure
