@@ -126,10 +126,15 @@ def graph_embeddings(snap: Snapshot, dim: int = 16) -> dict[str, np.ndarray]:
     return {"spectral": spectral, "hop0": hop0, "hop1": hop1, "hop2": _mean_over_friends(snap.graph, hop1)}
 
 
+def _dot(h: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``h[a[k]] . h[b[k]]`` for every pair: one product of the people's vectors (thousands),
+    then a lookup per pair, instead of gathering a vector for each of the 400,000 pairs."""
+    return (h @ h.T)[a, b]
+
+
 def _cosine(h: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    dot = np.einsum("ij,ij->i", h[a], h[b])
-    norms = np.linalg.norm(h[a], axis=1) * np.linalg.norm(h[b], axis=1)
-    return np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
+    norm = np.linalg.norm(h, axis=1, keepdims=True)
+    return _dot(np.divide(h, norm, out=np.zeros_like(h), where=norm > 0), a, b)
 
 
 def _view_counts(views: pd.DataFrame, n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -174,9 +179,9 @@ def pair_features(snap: Snapshot, pairs: pd.DataFrame, embeddings: dict | None =
           "viewing_sum": looked[a] + looked[b], "viewing_min": np.minimum(looked[a], looked[b])}
     spectral, hop1 = embeddings["spectral"], embeddings["hop1"]
     dim = spectral.shape[1]
-    f |= {"spectral": np.einsum("ij,ij->i", spectral[a], spectral[b]),
+    f |= {"spectral": _dot(spectral, a, b),
           "hop1": _cosine(hop1, a, b), "hop2": _cosine(embeddings["hop2"], a, b),
-          "hop1_spectral": np.einsum("ij,ij->i", hop1[a, :dim], hop1[b, :dim]),
+          "hop1_spectral": _dot(hop1[:, :dim], a, b),
           "hop1_profile": _cosine(hop1[:, dim:], a, b)}
     return pd.DataFrame(f, columns=list(FEATURES))
 
@@ -196,8 +201,9 @@ def auc_scorer(labels, scores, user_a, user_b, n_users: int):
     """A function ``weights -> ROC-AUC`` with person ``u`` counted ``weights[u]`` times.
 
     For a bootstrap over people (:func:`mlsd.evaluation.headline.resampled_intervals`): a pair
-    counts as the mean of its two people's weights. The pairs are sorted once, so a resample
-    costs a few cumulative sums; tied scores count one half, as in
+    counts as the mean of its two people's weights. The negatives are sorted once and each
+    positive's place among them found once, so a resample costs one cumulative sum of the
+    negatives' weights; a negative tied with a positive counts one half, as in
     :func:`mlsd.evaluation.metrics.roc_auc`, which it equals with every weight 1.
     """
     y = np.asarray(labels).astype(bool)
@@ -210,24 +216,27 @@ def auc_scorer(labels, scores, user_a, user_b, n_users: int):
     n_users = check_int("n_users", n_users, minimum=2)
     if len(a) and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n_users):
         raise ValueError(f"user ids must be in 0..{n_users - 1}")
-    order = np.argsort(s, kind="stable")
-    y, a, b, s = y[order], a[order], b[order], s[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # the first pair of each tied score
-    positive = np.flatnonzero(y)
-    positive_group = np.searchsorted(starts, positive, side="right") - 1
+    negative, positive = ~y, y
+    if not positive.any() or not negative.any():
+        raise ValueError("ROC-AUC needs both a positive and a negative pair")
+    order = np.argsort(s[negative], kind="stable")
+    neg_a, neg_b, neg_s = a[negative][order], b[negative][order], s[negative][order]
+    pos_a, pos_b, pos_s = a[positive], b[positive], s[positive]
+    # the negatives below each positive, and those tied with it (which count one half)
+    below = np.searchsorted(neg_s, pos_s, side="left")
+    up_to = np.searchsorted(neg_s, pos_s, side="right")
 
     def score(weights) -> float:
         w = np.asarray(weights, dtype=float)
         if w.shape != (n_users,) or not (np.isfinite(w) & (w >= 0)).all():
             raise ValueError(f"weights must be {n_users} non-negative numbers, one per person")
-        pair = (w[a] + w[b]) / 2
-        negative = np.add.reduceat(np.where(y, 0.0, pair), starts)
-        below = np.cumsum(negative) - negative
-        total_pos, total_neg = pair[positive].sum(), negative.sum()
+        cumulative = np.concatenate(([0.0], np.cumsum(w[neg_a] + w[neg_b])))
+        pos_weight = w[pos_a] + w[pos_b]
+        total_pos, total_neg = pos_weight.sum(), cumulative[-1]
         if total_pos == 0 or total_neg == 0:
             raise ValueError("ROC-AUC needs both a positive and a negative pair with weight")
-        wins = below[positive_group] + negative[positive_group] / 2
-        return float((pair[positive] * wins).sum() / (total_pos * total_neg))
+        wins = (cumulative[below] + cumulative[up_to]) / 2
+        return float((pos_weight * wins).sum() / (total_pos * total_neg))
 
     return score
 

@@ -81,7 +81,7 @@ def undo_negative_sampling(p, keep: float) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     if not ((p >= 0) & (p <= 1)).all():
         raise ValueError("p must hold probabilities in [0, 1]")
-    return keep * p / (keep * p + 1 - p)
+    return keep * p / (keep * p + (1 - p))
 
 
 def weekly_signals(weeks: Mapping[int, WeekPairs], predicted: Mapping[int, np.ndarray],
