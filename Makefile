@@ -63,10 +63,17 @@ student: $(READY)  ## build the student edition, every solution removed, into _b
 # asleep). Only there: a notebook running alone (`make bench`, `make outputs`, a reader's kernel)
 # pays for every wake-up of an idle core instead, and chapter 13's boosted heads fitted in 14.6 s
 # asleep against 5.9 s with the default policy. Scheduling only: no result changes.
+# The two editions build side by side (each Sphinx build runs on one core; the student edition
+# builds its own copy of the sources, so they share no file). The chapters are collected before
+# the tests: pytest-xdist hands out files in collection order, so the long notebooks start first
+# and the short test files fill the gaps at the end, instead of a notebook finishing alone.
 test: export OMP_WAIT_POLICY := PASSIVE
-test: book student  ## unit tests, strict nbval on every chapter, data checksums and site tests (both editions)
-	@tools/require-system.sh "chromium=chromium --version"
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(NBVAL) tests chapters
+test: $(READY)  ## unit tests, strict nbval on every chapter, data checksums and site tests (both editions)
+	@# every system package first, in one apt-get: two builds installing Graphviz at once would
+	@# collide on apt's lock
+	@tools/require-system.sh "graphviz=dot -V" "chromium=chromium --version"
+	$(MAKE) --no-print-directory -j2 book student
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(NBVAL) chapters tests
 
 # ghp-import commits _build/html to a local `gh-pages` branch without touching the work tree, then
 # pushes it. --no-jekyll adds .nojekyll, or GitHub Pages would drop _static/ and _sources/;
