@@ -63,6 +63,7 @@ student: $(READY)  ## build the student edition, every solution removed, into _b
 # asleep). Only there: a notebook running alone (`make bench`, `make outputs`, a reader's kernel)
 # pays for every wake-up of an idle core instead, and chapter 13's boosted heads fitted in 14.6 s
 # asleep against 5.9 s with the default policy. Scheduling only: no result changes.
+#
 # The two editions build side by side (each Sphinx build runs on one core; the student edition
 # builds its own copy of the sources, so they share no file). The chapters are collected before
 # the tests: pytest-xdist hands out files in collection order, so the long notebooks start first
